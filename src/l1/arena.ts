@@ -1,0 +1,125 @@
+/**
+ * The arena: two ring logs (S3-FIFO's small and main queues) of immutable entries.
+ *
+ * Entries are appended at a ring's head and leave from its tail, so eviction order is
+ * FIFO order and allocation is a pointer bump with no fragmentation. An entry's bytes
+ * never change after it is published (only the writer writes them, and only before
+ * publishing); an update appends a new version and swaps the index pointer. Space is
+ * reused only after a grace period (registry.ts), so a reader copying an entry can
+ * never see its bytes change underneath it.
+ *
+ * A ring never splits an entry: when the entry does not fit before the end, the writer
+ * leaves a wrap marker (a zero `totalBytes` word) and continues at offset 0.
+ */
+
+import { E, ENTRY_HEADER_BYTES, RING, type RingId } from './layout.ts';
+import type { Views } from './views.ts';
+
+export interface EntryFields {
+  hash: number;
+  slot: number;
+  flags: number;
+  version: number;
+  storedAt: number;
+  softExpiresAt: number;
+  hardExpiresAt: number;
+}
+
+/** Write a complete entry at arena byte offset `off` (not yet visible to anyone). */
+export function writeEntry(
+  v: Views,
+  off: number,
+  totalBytes: number,
+  ring: RingId,
+  f: EntryFields,
+  key: Uint8Array,
+  keyLen: number,
+  value: Uint8Array,
+): void {
+  const w = off >>> 2;
+  const u32 = v.arenaU32;
+  u32[w] = totalBytes;
+  u32[w + 1] = f.hash;
+  u32[w + 2] = f.slot;
+  u32[w + 3] = keyLen;
+  u32[w + 4] = value.length;
+  u32[w + 5] = f.flags;
+  u32[w + 6] = f.version;
+  u32[w + 7] = ring;
+  const d = off >>> 3;
+  v.arenaF64[d + E.STORED_AT / 8] = f.storedAt;
+  v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] = f.softExpiresAt;
+  v.arenaF64[d + E.HARD_EXPIRES_AT / 8] = f.hardExpiresAt;
+  v.arenaU8.set(key.subarray(0, keyLen), off + E.KEY);
+  v.arenaU8.set(value, off + E.KEY + keyLen);
+}
+
+/** Copy a whole entry to `dst` (reinsertion or promotion) and record its new ring. */
+export function copyEntry(
+  v: Views,
+  src: number,
+  dst: number,
+  totalBytes: number,
+  ring: RingId,
+): void {
+  v.arenaU8.copyWithin(dst, src, src + totalBytes);
+  v.arenaU32[(dst >>> 2) + E.RING / 4] = ring;
+}
+
+export const entryTotalBytes = (v: Views, off: number): number => v.arenaU32[off >>> 2];
+export const entrySlot = (v: Views, off: number): number => v.arenaU32[(off >>> 2) + E.SLOT / 4];
+export const entryHash = (v: Views, off: number): number => v.arenaU32[(off >>> 2) + E.HASH / 4];
+export const entryRing = (v: Views, off: number): RingId =>
+  v.arenaU32[(off >>> 2) + E.RING / 4] === RING.MAIN ? RING.MAIN : RING.SMALL;
+export const entryHardExpiresAt = (v: Views, off: number): number =>
+  v.arenaF64[(off >>> 3) + E.HARD_EXPIRES_AT / 8];
+
+/** Is `totalBytes` read at ring offset `cursor` a plausible entry size? */
+export function plausibleSize(totalBytes: number, cursor: number, ringBytes: number): boolean {
+  return (
+    totalBytes >= ENTRY_HEADER_BYTES + 8 &&
+    (totalBytes & 7) === 0 &&
+    cursor + totalBytes <= ringBytes
+  );
+}
+
+/** Ring state as the writer keeps it (mirrored into the header's state records). */
+export interface Ring {
+  readonly id: RingId;
+  /** Arena byte offset of the ring's first byte. */
+  readonly base: number;
+  readonly size: number;
+  head: number;
+  tail: number;
+  used: number;
+  live: number;
+}
+
+/** Bytes that must be free before an entry of `size` bytes can be appended. */
+export function requiredFree(r: Ring, size: number): number {
+  if (r.used === 0 || r.head < r.tail || r.size - r.head >= size) return size;
+  return r.size - r.head + size;
+}
+
+export const freeBytes = (r: Ring): number => r.size - r.used;
+
+/**
+ * Reserve `size` bytes at the head; returns the arena offset. The caller has made sure
+ * `freeBytes(r) >= requiredFree(r, size)`.
+ */
+export function allocate(v: Views, r: Ring, size: number): number {
+  if (r.used === 0) {
+    r.head = 0;
+    r.tail = 0;
+  }
+  if (r.head >= r.tail && r.size - r.head < size) {
+    v.arenaU32[(r.base + r.head) >>> 2] = 0; // wrap marker
+    r.used += r.size - r.head;
+    r.head = 0;
+  }
+  const off = r.base + r.head;
+  r.head += size;
+  r.used += size;
+  if (r.head === r.size) r.head = 0;
+  return off;
+}

@@ -1,0 +1,48 @@
+/**
+ * Creating a table: validate the options, size every region from the byte budget, and
+ * allocate one SharedArrayBuffer that never grows. The handle is a plain object holding
+ * the buffer, so it passes through `workerData` or `postMessage` to any thread.
+ */
+
+import { processMonotonicMs } from './clock.ts';
+import { L1Error } from './errors.ts';
+import { DEFAULTS, planLayout, writeHeader } from './layout.ts';
+import type { L1Handle } from './writer.ts';
+
+export interface L1Options {
+  /** Byte budget for counters, index and entries; the buffer is this plus a fixed header. */
+  bytes: number;
+  /** Longest key in UTF-8 bytes (default 1024). */
+  maxKeyBytes?: number;
+  /** Largest value in bytes (default 1 MiB); larger ones are refused, not cached. */
+  maxValueBytes?: number;
+  /** Threads that may attach at once (default 64). */
+  maxThreads?: number;
+  /** Counter cells, a power of two (default 4096, 128 B each, inside the budget). */
+  maxCounters?: number;
+}
+
+const KNOWN = new Set(['bytes', 'maxKeyBytes', 'maxValueBytes', 'maxThreads', 'maxCounters']);
+
+export function createL1(options: L1Options): L1Handle {
+  if (options === null || typeof options !== 'object') {
+    throw new L1Error(
+      'HS_ERR_L1_OPTION',
+      'createL1 options must be an object with at least { bytes }',
+    );
+  }
+  for (const k of Object.keys(options)) {
+    if (!KNOWN.has(k)) throw new L1Error('HS_ERR_L1_OPTION', `unknown L1 option ${k}`);
+  }
+  const layout = planLayout({
+    bytes: options.bytes,
+    maxKeyBytes: options.maxKeyBytes ?? DEFAULTS.maxKeyBytes,
+    maxValueBytes: options.maxValueBytes ?? DEFAULTS.maxValueBytes,
+    maxThreads: options.maxThreads ?? DEFAULTS.maxThreads,
+    maxCounters: options.maxCounters ?? DEFAULTS.maxCounters,
+  });
+  const sab = new SharedArrayBuffer(layout.totalBytes);
+  const seed = crypto.getRandomValues(new Uint32Array(2));
+  writeHeader(sab, layout, seed, processMonotonicMs());
+  return Object.freeze({ sab });
+}

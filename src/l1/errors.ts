@@ -1,0 +1,44 @@
+/**
+ * Typed errors of the L1 table. Codes are the contract: they survive `postMessage`
+ * (structured clone keeps `code` and `message`, not the class), and the tier and the
+ * gateway map each code to one behaviour. This module imports nothing, like all of l1.
+ */
+
+export const L1ErrorCodes = {
+  HS_ERR_L1_OPTION: 'HS_ERR_L1_OPTION',
+  HS_ERR_KEY_EMPTY: 'HS_ERR_KEY_EMPTY',
+  HS_ERR_KEY_TOO_LONG: 'HS_ERR_KEY_TOO_LONG',
+  HS_ERR_VALUE_TOO_LARGE: 'HS_ERR_VALUE_TOO_LARGE',
+  HS_ERR_COUNTER_NAME: 'HS_ERR_COUNTER_NAME',
+  HS_ERR_COUNTER_DELTA: 'HS_ERR_COUNTER_DELTA',
+  HS_ERR_COUNTER_TABLE_FULL: 'HS_ERR_COUNTER_TABLE_FULL',
+  HS_ERR_L1_HANDLE: 'HS_ERR_L1_HANDLE',
+  HS_ERR_TOO_MANY_THREADS: 'HS_ERR_TOO_MANY_THREADS',
+  HS_ERR_WRITER_TAKEN: 'HS_ERR_WRITER_TAKEN',
+  HS_ERR_L1_CLOSED: 'HS_ERR_L1_CLOSED',
+} as const;
+
+export type L1ErrorCode = keyof typeof L1ErrorCodes;
+
+const kL1Error = Symbol.for('hotshield.error.L1Error');
+
+export class L1Error extends Error {
+  readonly code: L1ErrorCode;
+
+  constructor(code: L1ErrorCode, message: string) {
+    super(message);
+    this.name = 'L1Error';
+    this.code = code;
+    Object.defineProperty(this, kL1Error, { value: true });
+  }
+
+  // Two copies of this module (e.g. one loaded by a worker through another path) must
+  // still recognise each other's errors.
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      (value as Record<symbol, unknown>)[kL1Error] === true
+    );
+  }
+}

@@ -1,0 +1,340 @@
+/**
+ * The one place that knows where things live in the L1 SharedArrayBuffer. Every other
+ * module asks this one for offsets; none has numeric offsets of its own.
+ *
+ * ```
+ * byte 0 ┌──────────────────────────── header (512 B) ───────────────────────────────┐
+ *        │ magic │ layoutVersion │ slotCount │ maxLiveEntries │ maxKey │ maxValue │…  │
+ *        │ seed0 seed1 (HalfSipHash key)    │ smallRing │ mainRing │ epochMs f64 │ … │
+ *   128  │ writerOwner │ stateActive │ versionCounter │ liveEntries │ state A │ B │ …  │
+ *   256  │ writer statistics: u32 lo/hi pairs (inserts, evictions, refused, …)        │
+ *   512  ├──────────── reader registry: maxThreads × 64-B lines ──────────────────────┤
+ *        │ owner(threadId+1) │ seq (odd = inside a read) │ hits │ stale │ misses │ …   │
+ *        ├──────────── budget (l1Bytes) starts here ─────────────────────────────────┤
+ *        │ counter cells: maxCounters × 128 B [state│hash│nameLen│·│delta i64│name]   │
+ *        │ index: slotCount × [tag u32 │ ptr u32]   (ptr = arena offset / 8 + 1)     │
+ *        │ access bytes: slotCount × u8 (readers bump, writer decays: S3-FIFO freq)   │
+ *        │ ghost: slotCount × u32 hashes of recently evicted keys                    │
+ *        │ arena: small ring (10 %) │ main ring (90 %), entries 8-byte aligned        │
+ *        └───────────────────────────────────────────────────────────────────────────┘
+ * entry: [totalBytes u32│hash│slot│keyLen│valueLen│flags│version│ring]
+ *        [storedAt f64│softExpiresAt f64│hardExpiresAt f64][key][value][pad to 8]
+ * ```
+ *
+ * Bump LAYOUT_VERSION on any change: a thread attaching to a table of another layout is
+ * refused instead of misreading it.
+ */
+
+import { L1Error } from './errors.ts';
+
+export const MAGIC = 0x48534c31; // "HSL1"
+export const LAYOUT_VERSION = 1;
+
+/** Int32 word indexes in the header. */
+export const H = {
+  MAGIC: 0,
+  LAYOUT_VERSION: 1,
+  SLOT_COUNT: 2,
+  MAX_LIVE_ENTRIES: 3,
+  MAX_KEY_BYTES: 4,
+  MAX_VALUE_BYTES: 5,
+  MAX_THREADS: 6,
+  MAX_COUNTERS: 7,
+  SEED0: 8,
+  SEED1: 9,
+  SMALL_RING_BYTES: 10,
+  MAIN_RING_BYTES: 11,
+  WRITER_OWNER: 32,
+  STATE_ACTIVE: 33,
+  VERSION_COUNTER: 34,
+  LIVE_ENTRIES: 35,
+  STATE_A: 36,
+  STATE_B: 42,
+  SWEEP_CURSOR: 48,
+  WRITER_STATS: 64,
+} as const;
+
+/** Float64 indexes in the header (written once, before the buffer is shared). */
+export const HF = {
+  EPOCH_MS: 7, // byte 56
+  BUDGET_BYTES: 8, // byte 64
+} as const;
+
+/** Word offsets inside one writer state record (double-buffered, see writer.ts). */
+export const S = {
+  SMALL_HEAD: 0,
+  SMALL_TAIL: 1,
+  SMALL_USED: 2,
+  MAIN_HEAD: 3,
+  MAIN_TAIL: 4,
+  MAIN_USED: 5,
+} as const;
+export const STATE_WORDS = 6;
+
+/** Writer statistics: each is a u32 lo/hi pair at H.WRITER_STATS + 2 × index. */
+export const WRITER_STAT_NAMES = [
+  'inserts',
+  'updates',
+  'evictions',
+  'expiredReclaimed',
+  'refusedTooLarge',
+  'refusedNoSlot',
+  'refusedBusy',
+  'deletes',
+  'promotions',
+  'reinsertions',
+  'readersRevoked',
+  'clears',
+  'graceWaits',
+] as const;
+export type WriterStatName = (typeof WRITER_STAT_NAMES)[number];
+export const WS = Object.fromEntries(
+  WRITER_STAT_NAMES.map((name, i) => [name, H.WRITER_STATS + 2 * i]),
+) as Record<WriterStatName, number>;
+
+export const HEADER_BYTES = 512;
+
+/** Reader registry line: 16 Int32 words = 64 B, one cache line per thread. */
+export const REGISTRY_LINE_WORDS = 16;
+export const R = {
+  OWNER: 0,
+  SEQ: 1,
+  HITS: 2,
+  STALE_HITS: 4,
+  MISSES: 6,
+  COUNTER_ADDS: 8,
+} as const;
+export const READER_STAT_NAMES = ['hits', 'staleHits', 'misses', 'counterAdds'] as const;
+export type ReaderStatName = (typeof READER_STAT_NAMES)[number];
+export const READER_STAT_WORD: Record<ReaderStatName, number> = {
+  hits: R.HITS,
+  staleHits: R.STALE_HITS,
+  misses: R.MISSES,
+  counterAdds: R.COUNTER_ADDS,
+};
+
+/** Counter cell: 128 B. */
+export const COUNTER_CELL_BYTES = 128;
+export const C = {
+  STATE_WORD: 0, // Int32 word within the cell
+  HASH_WORD: 1,
+  NAME_LEN_WORD: 2,
+  DELTA_I64: 2, // BigInt64 index within the cell (byte 16)
+  NAME_BYTE: 32,
+} as const;
+export const MAX_COUNTER_NAME_BYTES = COUNTER_CELL_BYTES - C.NAME_BYTE;
+export const COUNTER_STATE = { EMPTY: 0, CLAIMING: 1, READY: 2 } as const;
+
+/** Index slot: two u32 words. Tag 0 = never used (ends a probe); ptr 0 = no entry. */
+export const SLOT_WORDS = 2;
+export const EMPTY_TAG = 0;
+/** A probe sequence never looks at more slots than this: caps CPU under hash flooding. */
+export const MAX_PROBE = 32;
+export const COUNTER_MAX_PROBE = 64;
+
+/** Entry header, byte offsets from the entry start. */
+export const E = {
+  TOTAL_BYTES: 0,
+  HASH: 4,
+  SLOT: 8,
+  KEY_LEN: 12,
+  VALUE_LEN: 16,
+  FLAGS: 20,
+  VERSION: 24,
+  RING: 28,
+  STORED_AT: 32,
+  SOFT_EXPIRES_AT: 40,
+  HARD_EXPIRES_AT: 48,
+  KEY: 56,
+} as const;
+export const ENTRY_HEADER_BYTES = E.KEY;
+export const RING = { SMALL: 0, MAIN: 1 } as const;
+export type RingId = (typeof RING)[keyof typeof RING];
+
+/** Access counts saturate here (S3-FIFO's 2-bit frequency). */
+export const MAX_ACCESS = 3;
+
+export const LIMITS = {
+  minBytes: 64 * 1024,
+  maxBytes: 0xffff_0000, // ring offsets are u32 byte counts
+  maxKeyBytes: 64 * 1024,
+  maxThreads: 1024,
+} as const;
+
+export const DEFAULTS = {
+  maxKeyBytes: 1024,
+  maxValueBytes: 1024 * 1024,
+  maxThreads: 64,
+  maxCounters: 4096,
+} as const;
+
+/** Where everything is, in bytes from the start of the SharedArrayBuffer. */
+export interface Layout {
+  readonly totalBytes: number;
+  readonly budgetBytes: number;
+  readonly maxThreads: number;
+  readonly maxCounters: number;
+  readonly slotCount: number;
+  readonly maxLiveEntries: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  readonly registryOffset: number;
+  readonly countersOffset: number;
+  readonly indexOffset: number;
+  readonly accessOffset: number;
+  readonly ghostOffset: number;
+  readonly arenaOffset: number;
+  readonly arenaBytes: number;
+  readonly smallRingBytes: number;
+  readonly mainRingBytes: number;
+}
+
+export interface LayoutOptions {
+  bytes: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxThreads: number;
+  maxCounters: number;
+}
+
+const align = (n: number, a: number): number => Math.ceil(n / a) * a;
+const alignDown = (n: number, a: number): number => Math.floor(n / a) * a;
+
+export function entryBytes(keyLen: number, valueLen: number): number {
+  return align(ENTRY_HEADER_BYTES + keyLen + valueLen, 8);
+}
+
+/** Index slots per byte of budget: the index, access bytes and ghost take about 1/8. */
+function slotCountFor(rest: number): number {
+  const perSlot = SLOT_WORDS * 4 + 1 + 4;
+  let n = 64;
+  while (n * 2 * perSlot <= rest / 8) n *= 2;
+  return n;
+}
+
+function fail(message: string): never {
+  throw new L1Error('HS_ERR_L1_OPTION', message);
+}
+
+/** Decide the layout for a new table; throws naming the option that must change. */
+export function planLayout(o: LayoutOptions): Layout {
+  const int = (name: string, v: number, min: number, max: number) => {
+    if (!Number.isSafeInteger(v) || v < min || v > max) {
+      fail(`L1 option ${name} must be an integer in [${min}, ${max}] (got ${v})`);
+    }
+  };
+  int('bytes (l1Bytes)', o.bytes, LIMITS.minBytes, LIMITS.maxBytes);
+  int('maxKeyBytes', o.maxKeyBytes, 1, LIMITS.maxKeyBytes);
+  int('maxValueBytes', o.maxValueBytes, 0, LIMITS.maxBytes);
+  int('maxThreads', o.maxThreads, 1, LIMITS.maxThreads);
+  int('maxCounters', o.maxCounters, 1, 1 << 24);
+  if ((o.maxCounters & (o.maxCounters - 1)) !== 0)
+    fail('L1 option maxCounters must be a power of two');
+
+  const registryOffset = HEADER_BYTES;
+  const countersOffset = registryOffset + o.maxThreads * REGISTRY_LINE_WORDS * 4;
+  const countersBytes = o.maxCounters * COUNTER_CELL_BYTES;
+  const rest = o.bytes - countersBytes;
+  if (rest < LIMITS.minBytes / 2) {
+    fail(
+      `L1 option maxCounters (${o.maxCounters}) takes ${countersBytes} of the ${o.bytes} bytes of l1Bytes; raise l1Bytes or lower maxCounters`,
+    );
+  }
+  const slotCount = slotCountFor(rest);
+  const indexOffset = countersOffset + countersBytes;
+  const accessOffset = indexOffset + slotCount * SLOT_WORDS * 4;
+  const ghostOffset = accessOffset + align(slotCount, 64);
+  const arenaOffset = ghostOffset + slotCount * 4;
+  const arenaBytes = alignDown(countersOffset + o.bytes - arenaOffset, 64);
+  const smallRingBytes = alignDown(arenaBytes / 10, 8);
+  const mainRingBytes = arenaBytes - smallRingBytes;
+  const largest = entryBytes(o.maxKeyBytes, o.maxValueBytes);
+  if (largest * 4 > mainRingBytes) {
+    fail(
+      `L1 option maxValueBytes (${o.maxValueBytes}) is too large for l1Bytes (${o.bytes}): the largest entry ` +
+        `must fit four times in the main ring (${mainRingBytes} B); raise l1Bytes or lower maxValueBytes`,
+    );
+  }
+  return {
+    totalBytes: countersOffset + o.bytes,
+    budgetBytes: o.bytes,
+    maxThreads: o.maxThreads,
+    maxCounters: o.maxCounters,
+    slotCount,
+    // Linear probing stays short (≈3.6 probes for a miss) up to 60 % load.
+    maxLiveEntries: Math.floor(slotCount * 0.6),
+    maxKeyBytes: o.maxKeyBytes,
+    maxValueBytes: o.maxValueBytes,
+    registryOffset,
+    countersOffset,
+    indexOffset,
+    accessOffset,
+    ghostOffset,
+    arenaOffset,
+    arenaBytes,
+    smallRingBytes,
+    mainRingBytes,
+  };
+}
+
+/** Write a planned layout's parameters into a fresh buffer's header. */
+export function writeHeader(
+  sab: SharedArrayBuffer,
+  layout: Layout,
+  seed: Uint32Array,
+  epochMs: number,
+): void {
+  const h = new Int32Array(sab, 0, HEADER_BYTES / 4);
+  const f = new Float64Array(sab, 0, HEADER_BYTES / 8);
+  h[H.LAYOUT_VERSION] = LAYOUT_VERSION;
+  h[H.SLOT_COUNT] = layout.slotCount;
+  h[H.MAX_LIVE_ENTRIES] = layout.maxLiveEntries;
+  h[H.MAX_KEY_BYTES] = layout.maxKeyBytes;
+  h[H.MAX_VALUE_BYTES] = layout.maxValueBytes;
+  h[H.MAX_THREADS] = layout.maxThreads;
+  h[H.MAX_COUNTERS] = layout.maxCounters;
+  h[H.SEED0] = seed[0];
+  h[H.SEED1] = seed[1];
+  h[H.SMALL_RING_BYTES] = layout.smallRingBytes;
+  h[H.MAIN_RING_BYTES] = layout.mainRingBytes;
+  f[HF.EPOCH_MS] = epochMs;
+  f[HF.BUDGET_BYTES] = layout.budgetBytes;
+  // publish: pairs with the Atomics.load of MAGIC in readLayout on another thread.
+  Atomics.store(h, H.MAGIC, MAGIC);
+}
+
+/** Recompute the layout from a shared buffer's header, refusing foreign buffers. */
+export function readLayout(sab: unknown): Layout {
+  if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < HEADER_BYTES) {
+    throw new L1Error(
+      'HS_ERR_L1_HANDLE',
+      'not an L1 handle: expected { sab: SharedArrayBuffer } from createL1()',
+    );
+  }
+  const h = new Int32Array(sab, 0, HEADER_BYTES / 4);
+  const f = new Float64Array(sab, 0, HEADER_BYTES / 8);
+  if (Atomics.load(h, H.MAGIC) !== MAGIC) {
+    throw new L1Error('HS_ERR_L1_HANDLE', 'not an L1 table: bad magic word');
+  }
+  if (h[H.LAYOUT_VERSION] !== LAYOUT_VERSION) {
+    throw new L1Error(
+      'HS_ERR_L1_HANDLE',
+      `L1 layout version ${h[H.LAYOUT_VERSION]} is not this code's version ${LAYOUT_VERSION}`,
+    );
+  }
+  const layout = planLayout({
+    bytes: f[HF.BUDGET_BYTES],
+    maxKeyBytes: h[H.MAX_KEY_BYTES],
+    maxValueBytes: h[H.MAX_VALUE_BYTES],
+    maxThreads: h[H.MAX_THREADS],
+    maxCounters: h[H.MAX_COUNTERS],
+  });
+  if (layout.totalBytes !== sab.byteLength || layout.slotCount !== h[H.SLOT_COUNT]) {
+    throw new L1Error('HS_ERR_L1_HANDLE', 'L1 header does not match the buffer size');
+  }
+  return layout;
+}
+
+export function epochOf(sab: SharedArrayBuffer): number {
+  return new Float64Array(sab, 0, HEADER_BYTES / 8)[HF.EPOCH_MS];
+}

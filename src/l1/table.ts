@@ -1,0 +1,228 @@
+/**
+ * L1Table: a thread's attachment to the shared table, for reading entries, adding to
+ * counters and reading statistics. Any number of threads attach; none takes a lock.
+ *
+ * A read (`get`) is one read section (registry.ts): RMW its own `seq` to odd, probe the
+ * index, check hash and key bytes in the entry, copy the value out into a fresh Buffer,
+ * RMW `seq` back to even. The writer reuses no byte a read section can reach until the
+ * section has closed, so the copy is never torn or mixed. Nothing is awaited and no view
+ * of shared memory escapes: callers may keep and send the returned Buffer freely.
+ */
+
+import { SharedClock } from './clock.ts';
+import {
+  addToCounter,
+  countCounters,
+  findOrCreateCounter,
+  MAX_COUNTER_DELTA,
+  pendingFor,
+} from './counters.ts';
+import { bump, readCount } from './counts.ts';
+import { L1Error } from './errors.ts';
+import { halfSipHash } from './hash.ts';
+import { findKey, type ProbeResult, ptrToOffset } from './index-table.ts';
+import { encodeKey } from './key-bytes.ts';
+import {
+  E,
+  H,
+  type Layout,
+  MAX_ACCESS,
+  MAX_COUNTER_NAME_BYTES,
+  R,
+  READER_STAT_NAMES,
+  READER_STAT_WORD,
+  REGISTRY_LINE_WORDS,
+  type ReaderStatName,
+  readLayout,
+  S,
+  WRITER_STAT_NAMES,
+  type WriterStatName,
+  WS,
+} from './layout.ts';
+import { claimReaderLine, releaseLine } from './registry.ts';
+import { makeViews, type Views } from './views.ts';
+import type { L1Handle } from './writer.ts';
+
+export type EntryState = 'fresh' | 'stale';
+
+export interface L1Entry {
+  value: Buffer;
+  state: EntryState;
+  flags: number;
+  version: number;
+  /** Milliseconds on the table clock (see `now()`). */
+  storedAt: number;
+  softExpiresAt: number;
+  hardExpiresAt: number;
+}
+
+export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
+  entries: number;
+  bytesUsed: number;
+  counters: number;
+  budgetBytes: number;
+  totalBytes: number;
+  slotCount: number;
+  maxLiveEntries: number;
+};
+
+function threadIdNow(): number {
+  return (globalThis as { process?: { threadId?: number } }).process?.threadId ?? 0;
+}
+
+export class L1Table {
+  readonly #v: Views;
+  readonly #layout: Layout;
+  readonly #clock: SharedClock;
+  readonly #scratch: Uint8Array;
+  readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
+  readonly #line: number;
+  readonly #reg: Int32Array;
+  /** Counter cells never move, so a thread remembers where each name lives. */
+  readonly #counterCells = new Map<string, number>();
+  #closed = false;
+
+  constructor(handle: L1Handle) {
+    this.#layout = readLayout(handle?.sab);
+    this.#v = makeViews(handle.sab, this.#layout);
+    this.#clock = new SharedClock(this.#v.epochMs);
+    this.#scratch = new Uint8Array(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES) + 4);
+    this.#reg = this.#v.registry;
+    this.#line = claimReaderLine(this.#v, threadIdNow());
+  }
+
+  /** Attach to a table created by `createL1` (in this or any other thread). */
+  static attach(handle: L1Handle): L1Table {
+    return new L1Table(handle);
+  }
+
+  get layout(): Layout {
+    return this.#layout;
+  }
+
+  /** The table clock: monotonic milliseconds since the table was created. */
+  now(): number {
+    return this.#clock.now();
+  }
+
+  /**
+   * Look `key` up. Returns a copy of the value with its metadata, or undefined when
+   * the key is absent or past its hard expiry. Never blocks, never awaits.
+   */
+  get(key: string | Uint8Array): L1Entry | undefined {
+    if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
+    const v = this.#v;
+    const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
+    const hash = halfSipHash(this.#scratch, len, v.seed0, v.seed1);
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const reg = this.#reg;
+      const seqIdx = this.#line + R.SEQ;
+      // enter: pairs with the writer's Atomics.load snapshot in GracePeriod.wait.
+      const seq = Atomics.add(reg, seqIdx, 1) + 1;
+      let entry: L1Entry | undefined;
+      if (findKey(v, this.#scratch, len, hash, this.#probe))
+        entry = this.#readEntry(this.#probe.ptr, len);
+      // leave: pairs with GracePeriod.wait; fails only if the writer revoked this section.
+      if (Atomics.compareExchange(reg, seqIdx, seq, seq + 1) !== seq) continue;
+      if (entry === undefined) {
+        bump(reg, this.#line + R.MISSES);
+        return undefined;
+      }
+      if (entry.state === 'fresh') bump(reg, this.#line + R.HITS);
+      else bump(reg, this.#line + R.STALE_HITS);
+      return entry;
+    }
+    // Revoked twice in a row: the writer thinks this thread is stuck; report a miss.
+    bump(this.#reg, this.#line + R.MISSES);
+    return undefined;
+  }
+
+  #readEntry(ptr: number, keyLen: number): L1Entry | undefined {
+    const v = this.#v;
+    const off = ptrToOffset(ptr);
+    const w = off >>> 2;
+    const d = off >>> 3;
+    const hardExpiresAt = v.arenaF64[d + E.HARD_EXPIRES_AT / 8];
+    const now = this.#clock.now();
+    if (now >= hardExpiresAt) return undefined;
+    const valueLen = v.arenaU32[w + E.VALUE_LEN / 4];
+    const start = off + E.KEY + keyLen;
+    if (start + valueLen > this.#layout.arenaBytes) return undefined;
+    const slot = this.#probe.slot;
+    // Access count for S3-FIFO: written only while below the cap, so a hot entry stops
+    // dirtying the cache line after three hits.
+    const a = v.access[slot];
+    if (a < MAX_ACCESS) v.access[slot] = a + 1;
+    const value = Buffer.allocUnsafe(valueLen);
+    v.arenaBuf.copy(value, 0, start, start + valueLen);
+    const softExpiresAt = v.arenaF64[d + E.SOFT_EXPIRES_AT / 8];
+    return {
+      value,
+      state: now < softExpiresAt ? 'fresh' : 'stale',
+      flags: v.arenaU32[w + E.FLAGS / 4],
+      version: v.arenaU32[w + E.VERSION / 4],
+      storedAt: v.arenaF64[d + E.STORED_AT / 8],
+      softExpiresAt,
+      hardExpiresAt,
+    };
+  }
+
+  /**
+   * Add `delta` to the counter `name`, creating it if needed. `delta` is a non-zero
+   * safe integer with |delta| ≤ 2^40.
+   */
+  addCounter(name: string, delta: number): void {
+    if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
+    if (!Number.isSafeInteger(delta) || delta === 0 || Math.abs(delta) > MAX_COUNTER_DELTA) {
+      throw new L1Error(
+        'HS_ERR_COUNTER_DELTA',
+        `counter delta must be a non-zero integer with |delta| <= 2^40 (got ${delta})`,
+      );
+    }
+    let cell = this.#counterCells.get(name);
+    if (cell === undefined) {
+      const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
+      cell = findOrCreateCounter(this.#v, this.#scratch, len);
+      if (this.#counterCells.size < this.#layout.maxCounters) this.#counterCells.set(name, cell);
+    }
+    addToCounter(this.#v, cell, delta);
+    bump(this.#reg, this.#line + R.COUNTER_ADDS);
+  }
+
+  /** The not-yet-drained delta of counter `name` (0 if it does not exist). */
+  pendingCounter(name: string): number {
+    const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
+    return pendingFor(this.#v, this.#scratch, len);
+  }
+
+  /** Table-wide statistics, summed over every thread; readable from any thread. */
+  stats(): L1Stats {
+    const v = this.#v;
+    const out = {} as L1Stats;
+    for (const name of READER_STAT_NAMES) {
+      let sum = 0;
+      for (let i = 0; i < this.#layout.maxThreads; i++) {
+        sum += readCount(v.registry, i * REGISTRY_LINE_WORDS + READER_STAT_WORD[name]);
+      }
+      out[name] = sum;
+    }
+    for (const name of WRITER_STAT_NAMES) out[name] = readCount(v.header, WS[name]);
+    const h = v.header;
+    const base = Atomics.load(h, H.STATE_ACTIVE) === 0 ? H.STATE_A : H.STATE_B;
+    out.entries = h[H.LIVE_ENTRIES];
+    out.bytesUsed = (h[base + S.SMALL_USED] >>> 0) + (h[base + S.MAIN_USED] >>> 0);
+    out.counters = countCounters(v);
+    out.budgetBytes = this.#layout.budgetBytes;
+    out.totalBytes = this.#layout.totalBytes;
+    out.slotCount = this.#layout.slotCount;
+    out.maxLiveEntries = this.#layout.maxLiveEntries;
+    return out;
+  }
+
+  /** Detach this thread (idempotent); the thread's statistics stay in the totals. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    releaseLine(this.#v, this.#line);
+  }
+}
