@@ -107,6 +107,13 @@ export class GracePeriod {
     }
     if (n === 0) return true;
     bump(this.#v.header, WS.graceWaits);
+    // A section that already made an earlier wait give up is not worth spinning for
+    // again: check whether it is due for revocation and otherwise fail fast, so a stuck
+    // reader costs the writer one spin, not one per operation.
+    for (let k = 0; k < n; k++) {
+      if (this.#firstSeenSeq[this.#pending[k]] === this.#pendingSeq[k])
+        return this.#revokeStuck(n, performance.now());
+    }
     const start = performance.now();
     for (;;) {
       let still = 0;

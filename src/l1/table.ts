@@ -9,6 +9,7 @@
  * of shared memory escapes: callers may keep and send the returned Buffer freely.
  */
 
+import { threadId } from 'node:worker_threads';
 import { SharedClock } from './clock.ts';
 import {
   addToCounter,
@@ -66,10 +67,6 @@ export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
   maxLiveEntries: number;
 };
 
-function threadIdNow(): number {
-  return (globalThis as { process?: { threadId?: number } }).process?.threadId ?? 0;
-}
-
 export class L1Table {
   readonly #v: Views;
   readonly #layout: Layout;
@@ -88,7 +85,7 @@ export class L1Table {
     this.#clock = new SharedClock(this.#v.epochMs);
     this.#scratch = new Uint8Array(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES) + 4);
     this.#reg = this.#v.registry;
-    this.#line = claimReaderLine(this.#v, threadIdNow());
+    this.#line = claimReaderLine(this.#v, threadId);
   }
 
   /** Attach to a table created by `createL1` (in this or any other thread). */

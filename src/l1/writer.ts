@@ -17,6 +17,7 @@
  * (`takeover: true`) finds at worst unreachable garbage, never a reachable torn entry.
  */
 
+import { threadId } from 'node:worker_threads';
 import {
   allocate,
   copyEntry,
@@ -84,11 +85,6 @@ export interface WriterOptions {
 
 const EVICT_CHUNK_FRACTION = 64;
 
-function threadIdNow(): number {
-  // worker_threads' threadId is 0 on the main thread.
-  return (globalThis as { process?: { threadId?: number } }).process?.threadId ?? 0;
-}
-
 export class L1Writer {
   readonly #v: Views;
   readonly #layout: Layout;
@@ -142,7 +138,7 @@ export class L1Writer {
 
   /** Become the table's single writer. Throws HS_ERR_WRITER_TAKEN if it already has one. */
   static open(handle: L1Handle, options: WriterOptions = {}): L1Writer {
-    return new L1Writer(handle, threadIdNow() + 1, options);
+    return new L1Writer(handle, threadId + 1, options);
   }
 
   get layout(): Layout {
