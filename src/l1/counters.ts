@@ -60,7 +60,8 @@ export function findOrCreateCounter(v: Views, name: Uint8Array, len: number): nu
   }
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
-  const hash = halfSipHash(name, len, v.seed0, v.seed1);
+  // Stored and compared as a signed word: the cells are an Int32Array.
+  const hash = halfSipHash(name, len, v.seed0, v.seed1) | 0;
   let cell = hash & mask;
   for (let p = 0; p < COUNTER_MAX_PROBE; p++, cell = (cell + 1) & mask) {
     const stateIdx = cell * CELL_WORDS + C.STATE_WORD;
@@ -127,7 +128,8 @@ export function drainCounters(v: Views): Map<string, number> {
 export function pendingFor(v: Views, name: Uint8Array, len: number): number {
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
-  const hash = halfSipHash(name, len, v.seed0, v.seed1);
+  // Stored and compared as a signed word: the cells are an Int32Array.
+  const hash = halfSipHash(name, len, v.seed0, v.seed1) | 0;
   let total = 0;
   let cell = hash & mask;
   for (let p = 0; p < COUNTER_MAX_PROBE; p++, cell = (cell + 1) & mask) {
