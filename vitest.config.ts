@@ -12,5 +12,7 @@ export default defineConfig({
     // Child processes rather than worker threads: tests spawn redis-server and their own
     // worker_threads, and a crashed fork takes only itself down.
     pool: 'forks',
+    // The JSON report is what .ci/run reads to print its "N passed, N failed" line.
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });

@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest';
+import { L1Error, MAX_COUNTER_NAME_BYTES } from '../../../src/l1/index.ts';
+import { makeL1 } from '../../fixtures/l1.ts';
+
+const codeOf = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(L1Error);
+    return (e as L1Error).code;
+  }
+  throw new Error('expected an L1Error');
+};
+
+describe('L1 counters', () => {
+  it('adds, reports pending, and drains to zero per name', () => {
+    const { writer, table } = makeL1();
+    table.addCounter('likes:video:1', 3);
+    table.addCounter('likes:video:1', -1);
+    table.addCounter('likes:видео:2', 10);
+    expect(table.pendingCounter('likes:video:1')).toBe(2);
+    expect(table.pendingCounter('absent')).toBe(0);
+    expect(Object.fromEntries(writer.drainCounters())).toEqual({
+      'likes:video:1': 2,
+      'likes:видео:2': 10,
+    });
+    expect(writer.drainCounters().size).toBe(0);
+    expect(table.pendingCounter('likes:video:1')).toBe(0);
+    table.addCounter('likes:video:1', 5);
+    expect(Object.fromEntries(writer.drainCounters())).toEqual({ 'likes:video:1': 5 });
+    expect(table.stats()).toMatchObject({ counters: 2, counterAdds: 4 });
+  });
+
+  it('sums beyond 32 bits exactly', () => {
+    const { writer, table } = makeL1();
+    for (let i = 0; i < 1000; i++) table.addCounter('big', 2 ** 40);
+    expect(writer.drainCounters().get('big')).toBe(1000 * 2 ** 40);
+  });
+
+  it('rejects bad deltas and names with typed errors, changing nothing', () => {
+    const { writer, table } = makeL1();
+    for (const bad of [
+      0,
+      1.5,
+      Number.NaN,
+      Infinity,
+      2 ** 40 + 1,
+      -(2 ** 41),
+      '3' as unknown as number,
+    ]) {
+      expect(codeOf(() => table.addCounter('c', bad))).toBe('HS_ERR_COUNTER_DELTA');
+    }
+    expect(codeOf(() => table.addCounter('', 1))).toBe('HS_ERR_KEY_EMPTY');
+    expect(codeOf(() => table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES + 1), 1))).toBe(
+      'HS_ERR_KEY_TOO_LONG',
+    );
+    table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES), 1);
+    expect(writer.drainCounters().get('x'.repeat(MAX_COUNTER_NAME_BYTES))).toBe(1);
+    expect(table.stats().counters).toBe(1);
+  });
+
+  it('a full counter table is a typed error; existing counters keep working', () => {
+    const { writer, table } = makeL1({ maxCounters: 64 });
+    let created = 0;
+    let error: unknown;
+    for (let i = 0; i < 200 && error === undefined; i++) {
+      try {
+        table.addCounter(`c${i}`, 1);
+        created++;
+      } catch (e) {
+        error = e;
+      }
+    }
+    expect((error as L1Error).code).toBe('HS_ERR_COUNTER_TABLE_FULL');
+    expect(created).toBe(64);
+    table.addCounter('c0', 41);
+    expect(writer.drainCounters().get('c0')).toBe(42);
+  });
+});
