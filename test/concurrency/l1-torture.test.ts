@@ -75,12 +75,12 @@ describe('L1 torture: readers never see a torn or mixed value', () => {
     for (const r of rs) {
       expect(r.corrupt, r.samples.join('\n')).toBe(0);
       expect(r.backwards).toBe(0);
-      expect(r.hits).toBeGreaterThan(1000);
+      expect(r.hits).toBeGreaterThan(200);
       // The race happened: reads overlapped writer operations…
-      expect(r.overlapped).toBeGreaterThan(100);
+      expect(r.overlapped).toBeGreaterThan(10);
     }
-    expect(w.sets).toBeGreaterThan(10_000);
-    expect(stats.evictions).toBeGreaterThan(1000);
+    expect(w.sets).toBeGreaterThan(2000);
+    expect(stats.evictions).toBeGreaterThan(200);
     // …and the writer had to wait for readers inside their read sections before reusing memory.
     expect(stats.graceWaits).toBeGreaterThan(0);
   });
@@ -95,8 +95,8 @@ describe('L1 torture: readers never see a torn or mixed value', () => {
     for (const r of rs) {
       expect(r.corrupt, r.samples.join('\n')).toBe(0);
       expect(r.backwards).toBe(0);
-      expect(r.hits).toBeGreaterThan(1000);
-      expect(r.overlapped).toBeGreaterThan(100);
+      expect(r.hits).toBeGreaterThan(200);
+      expect(r.overlapped).toBeGreaterThan(10);
     }
     expect(stats.evictions + stats.reinsertions + stats.promotions).toBeGreaterThan(100);
     expect(stats.graceWaits).toBeGreaterThan(0);
@@ -134,7 +134,7 @@ describe('L1 torture: counters', () => {
     const added = new Map<string, number>();
     for (const r of reports)
       for (const [k, v] of Object.entries(r.added)) added.set(k, (added.get(k) ?? 0) + v);
-    expect(reports.every((r) => r.adds > 10_000)).toBe(true);
+    expect(reports.every((r) => r.adds > 1000)).toBe(true);
     expect(nonEmptyDrains).toBeGreaterThan(10); // drains raced with adds
     expect(Object.fromEntries(drained)).toEqual(Object.fromEntries(added));
     // Every name got exactly one cell despite the creation race (or its duplicates were summed).

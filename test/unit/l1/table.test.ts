@@ -277,3 +277,45 @@ describe('L1 handles and roles', () => {
     c.close();
   });
 });
+
+describe('L1 under hash flooding', () => {
+  it('keys crafted to share one home slot (by someone who knows the seed) stay within the probe bound', async () => {
+    const { halfSipHash } = await import('../../../src/l1/hash.ts');
+    const { H, MAX_PROBE } = await import('../../../src/l1/layout.ts');
+    const { writer, table, handle } = makeL1({
+      bytes: 256 * 1024,
+      maxValueBytes: 1024,
+      maxCounters: 64,
+    });
+    const header = new Int32Array(handle.sab, 0, 128);
+    const mask = writer.layout.slotCount - 1;
+    const hot = Array.from({ length: 50 }, (_, i) => `hot:${i}`);
+    for (const k of hot) writer.set(k, bytes(k), FOREVER);
+    for (const k of hot) table.get(k);
+    // Brute-force 300 keys whose hash lands on one home slot: the worst case an attacker
+    // could reach only by stealing the table's random seed.
+    const target = 7;
+    const colliding: string[] = [];
+    const scratch = Buffer.alloc(64);
+    for (let i = 0; colliding.length < 300; i++) {
+      const k = `flood:${i}`;
+      const n = scratch.write(k);
+      if ((halfSipHash(scratch, n, header[H.SEED0], header[H.SEED1]) & mask) === target)
+        colliding.push(k);
+    }
+    for (const k of colliding) expect(writer.set(k, bytes('x'), FOREVER)).toBeGreaterThan(0);
+    // At most one probe window's worth of them can be live at once; nothing was refused.
+    const live = colliding.filter((k) => table.get(k) !== undefined).length;
+    expect(live).toBeLessThanOrEqual(MAX_PROBE);
+    expect(live).toBeGreaterThan(0);
+    expect(table.stats().refusedNoSlot).toBe(0);
+    // Hot keys whose home is elsewhere are untouched.
+    const hotHomes = hot.filter((k) => {
+      const n = scratch.write(k);
+      const home = halfSipHash(scratch, n, header[H.SEED0], header[H.SEED1]) & mask;
+      return ((home - target) & mask) >= MAX_PROBE && ((target - home) & mask) >= MAX_PROBE;
+    });
+    expect(hotHomes.length).toBeGreaterThan(40);
+    for (const k of hotHomes) expect(table.get(k)?.value.toString()).toBe(k);
+  });
+});
