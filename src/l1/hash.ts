@@ -5,6 +5,9 @@
  * the key cannot compute colliding keys (HashDoS). It is pure 32-bit add/rotate/xor,
  * which V8 compiles to integer code without allocation.
  *
+ * The SipRound is written out in each of its three loops on purpose: a helper would have
+ * to return four words (an allocation) or keep them outside the function (slower).
+ *
  * The round count is a parameter only so the test can check the implementation against
  * the reference HalfSipHash-2-4 vectors as well as the kernel's HalfSipHash-1-3 ones.
  */

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { L1Error, MAX_COUNTER_NAME_BYTES } from '../../../src/l1/index.ts';
-import { makeL1 } from '../../fixtures/l1.ts';
-
-const codeOf = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(L1Error);
-    return (e as L1Error).code;
-  }
-  throw new Error('expected an L1Error');
-};
+import { type L1Error, MAX_COUNTER_NAME_BYTES } from '../../../src/l1/index.ts';
+import { l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
 
 describe('L1 counters', () => {
   it('adds, reports pending, and drains to zero per name', () => {
@@ -48,10 +38,10 @@ describe('L1 counters', () => {
       -(2 ** 41),
       '3' as unknown as number,
     ]) {
-      expect(codeOf(() => table.addCounter('c', bad))).toBe('HS_ERR_COUNTER_DELTA');
+      expect(l1ErrorCode(() => table.addCounter('c', bad))).toBe('HS_ERR_COUNTER_DELTA');
     }
-    expect(codeOf(() => table.addCounter('', 1))).toBe('HS_ERR_KEY_EMPTY');
-    expect(codeOf(() => table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES + 1), 1))).toBe(
+    expect(l1ErrorCode(() => table.addCounter('', 1))).toBe('HS_ERR_KEY_EMPTY');
+    expect(l1ErrorCode(() => table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES + 1), 1))).toBe(
       'HS_ERR_KEY_TOO_LONG',
     );
     table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES), 1);

@@ -1,17 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createL1, L1Error, L1Table, L1Writer } from '../../../src/l1/index.ts';
-import { bytes, FOREVER, makeL1 } from '../../fixtures/l1.ts';
-
-const code = (fn: () => unknown) => {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(L1Error);
-    return (e as L1Error).code;
-  }
-  throw new Error('expected an L1Error');
-};
+import { createL1, L1Table, L1Writer } from '../../../src/l1/index.ts';
+import { bytes, FOREVER, l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
 
 describe('L1 get/set', () => {
   it('returns a copy of what was set, with metadata', () => {
@@ -58,12 +48,16 @@ describe('L1 get/set', () => {
 
   it('rejects empty and over-long keys with typed errors, changing nothing', () => {
     const { writer, table } = makeL1({ maxKeyBytes: 16 });
-    expect(code(() => table.get(''))).toBe('HS_ERR_KEY_EMPTY');
-    expect(code(() => writer.set('', bytes('v'), FOREVER))).toBe('HS_ERR_KEY_EMPTY');
-    expect(code(() => table.get('x'.repeat(17)))).toBe('HS_ERR_KEY_TOO_LONG');
-    expect(code(() => writer.set('é'.repeat(9), bytes('v'), FOREVER))).toBe('HS_ERR_KEY_TOO_LONG');
-    expect(code(() => writer.set('🔥🔥🔥🔥x', bytes('v'), FOREVER))).toBe('HS_ERR_KEY_TOO_LONG');
-    expect(code(() => table.get(42 as unknown as string))).toBe('HS_ERR_KEY_EMPTY');
+    expect(l1ErrorCode(() => table.get(''))).toBe('HS_ERR_KEY_EMPTY');
+    expect(l1ErrorCode(() => writer.set('', bytes('v'), FOREVER))).toBe('HS_ERR_KEY_EMPTY');
+    expect(l1ErrorCode(() => table.get('x'.repeat(17)))).toBe('HS_ERR_KEY_TOO_LONG');
+    expect(l1ErrorCode(() => writer.set('é'.repeat(9), bytes('v'), FOREVER))).toBe(
+      'HS_ERR_KEY_TOO_LONG',
+    );
+    expect(l1ErrorCode(() => writer.set('🔥🔥🔥🔥x', bytes('v'), FOREVER))).toBe(
+      'HS_ERR_KEY_TOO_LONG',
+    );
+    expect(l1ErrorCode(() => table.get(42 as unknown as string))).toBe('HS_ERR_KEY_EMPTY');
     expect(table.stats()).toMatchObject({ inserts: 0, entries: 0 });
   });
 
@@ -72,7 +66,7 @@ describe('L1 get/set', () => {
     const max = Buffer.alloc(4096, 0xab);
     expect(writer.set('max', max, FOREVER)).toBeGreaterThan(0);
     expect(table.get('max')?.value.equals(max)).toBe(true);
-    expect(code(() => writer.set('big', Buffer.alloc(4097), FOREVER))).toBe(
+    expect(l1ErrorCode(() => writer.set('big', Buffer.alloc(4097), FOREVER))).toBe(
       'HS_ERR_VALUE_TOO_LARGE',
     );
     expect(table.get('big')).toBeUndefined();
@@ -83,16 +77,18 @@ describe('L1 get/set', () => {
 
   it('rejects invalid TTLs', () => {
     const { writer } = makeL1();
-    expect(code(() => writer.set('k', bytes('v'), { softTtlMs: -1 }))).toBe('HS_ERR_L1_OPTION');
-    expect(code(() => writer.set('k', bytes('v'), { softTtlMs: 10, hardTtlMs: 5 }))).toBe(
+    expect(l1ErrorCode(() => writer.set('k', bytes('v'), { softTtlMs: -1 }))).toBe(
       'HS_ERR_L1_OPTION',
     );
-    expect(code(() => writer.set('k', bytes('v'), { softTtlMs: Number.NaN }))).toBe(
+    expect(l1ErrorCode(() => writer.set('k', bytes('v'), { softTtlMs: 10, hardTtlMs: 5 }))).toBe(
       'HS_ERR_L1_OPTION',
     );
-    expect(code(() => writer.set('k', bytes('v'), { softTtlMs: 1, hardTtlMs: Infinity }))).toBe(
+    expect(l1ErrorCode(() => writer.set('k', bytes('v'), { softTtlMs: Number.NaN }))).toBe(
       'HS_ERR_L1_OPTION',
     );
+    expect(
+      l1ErrorCode(() => writer.set('k', bytes('v'), { softTtlMs: 1, hardTtlMs: Infinity })),
+    ).toBe('HS_ERR_L1_OPTION');
   });
 });
 
@@ -227,11 +223,11 @@ describe('L1 memory bounds and eviction', () => {
 
 describe('L1 handles and roles', () => {
   it('attaching to something that is not a table is a typed error', () => {
-    expect(code(() => L1Table.attach({ sab: new SharedArrayBuffer(4096) }))).toBe(
+    expect(l1ErrorCode(() => L1Table.attach({ sab: new SharedArrayBuffer(4096) }))).toBe(
       'HS_ERR_L1_HANDLE',
     );
-    expect(code(() => L1Table.attach({} as never))).toBe('HS_ERR_L1_HANDLE');
-    expect(code(() => L1Writer.open(null as never))).toBe('HS_ERR_L1_HANDLE');
+    expect(l1ErrorCode(() => L1Table.attach({} as never))).toBe('HS_ERR_L1_HANDLE');
+    expect(l1ErrorCode(() => L1Writer.open(null as never))).toBe('HS_ERR_L1_HANDLE');
   });
 
   it('options are validated and errors name the option', () => {
@@ -241,12 +237,12 @@ describe('L1 handles and roles', () => {
     expect(() => createL1({ bytes: 1 << 20, maxCounters: 100 })).toThrow(/maxCounters/);
     expect(() => createL1({ bytes: 1 << 20, maxThreads: 0 })).toThrow(/maxThreads/);
     expect(() => createL1({ bytes: 1 << 20, colour: 'red' } as never)).toThrow(/colour/);
-    expect(code(() => createL1({ bytes: 1.5 }))).toBe('HS_ERR_L1_OPTION');
+    expect(l1ErrorCode(() => createL1({ bytes: 1.5 }))).toBe('HS_ERR_L1_OPTION');
   });
 
   it('there is one writer at a time; takeover and close hand the role over', () => {
     const { handle, writer, table } = makeL1();
-    expect(code(() => L1Writer.open(handle))).toBe('HS_ERR_WRITER_TAKEN');
+    expect(l1ErrorCode(() => L1Writer.open(handle))).toBe('HS_ERR_WRITER_TAKEN');
     writer.set('k', bytes('v1'), FOREVER);
     const second = L1Writer.open(handle, { takeover: true });
     second.set('k', bytes('v2'), FOREVER);
@@ -256,7 +252,7 @@ describe('L1 handles and roles', () => {
     const third = L1Writer.open(handle);
     expect(third.size).toBe(1);
     third.close();
-    expect(code(() => third.set('k', bytes('v'), FOREVER))).toBe('HS_ERR_L1_CLOSED');
+    expect(l1ErrorCode(() => third.set('k', bytes('v'), FOREVER))).toBe('HS_ERR_L1_CLOSED');
   });
 
   it('reader slots are bounded and released on close', () => {
@@ -268,11 +264,11 @@ describe('L1 handles and roles', () => {
     });
     const a = L1Table.attach(handle);
     const b = L1Table.attach(handle);
-    expect(code(() => L1Table.attach(handle))).toBe('HS_ERR_TOO_MANY_THREADS');
+    expect(l1ErrorCode(() => L1Table.attach(handle))).toBe('HS_ERR_TOO_MANY_THREADS');
     a.close();
     a.close();
     const c = L1Table.attach(handle);
-    expect(code(() => a.get('k'))).toBe('HS_ERR_L1_CLOSED');
+    expect(l1ErrorCode(() => a.get('k'))).toBe('HS_ERR_L1_CLOSED');
     b.close();
     c.close();
   });
