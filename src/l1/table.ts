@@ -51,10 +51,8 @@ export interface L1Entry {
   state: EntryState;
   flags: number;
   version: number;
-  /** Milliseconds on the table clock (see `now()`). */
-  storedAt: number;
-  softExpiresAt: number;
-  hardExpiresAt: number;
+  /** Whole milliseconds since the value was stored (for an HTTP `age` header, say). */
+  ageMs: number;
 }
 
 export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
@@ -152,15 +150,13 @@ export class L1Table {
     if (a < MAX_ACCESS) v.access[slot] = a + 1;
     const value = Buffer.allocUnsafe(valueLen);
     v.arenaBuf.copy(value, 0, start, start + valueLen);
-    const softExpiresAt = v.arenaF64[d + E.SOFT_EXPIRES_AT / 8];
+    // Only small integers in the result: a double field would be one more heap allocation.
     return {
       value,
-      state: now < softExpiresAt ? 'fresh' : 'stale',
+      state: now < v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] ? 'fresh' : 'stale',
       flags: v.arenaU32[w + E.FLAGS / 4],
       version: v.arenaU32[w + E.VERSION / 4],
-      storedAt: v.arenaF64[d + E.STORED_AT / 8],
-      softExpiresAt,
-      hardExpiresAt,
+      ageMs: Math.floor(now - v.arenaF64[d + E.STORED_AT / 8]),
     };
   }
 

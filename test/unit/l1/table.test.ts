@@ -17,8 +17,8 @@ describe('L1 get/set', () => {
     expect(e?.state).toBe('fresh');
     expect(e?.flags).toBe(7);
     expect(e?.version).toBe(version);
-    expect(e!.softExpiresAt - e!.storedAt).toBe(5000);
-    expect(e!.hardExpiresAt - e!.storedAt).toBe(10_000);
+    expect(e!.ageMs).toBeGreaterThanOrEqual(0);
+    expect(e!.ageMs).toBeLessThan(5000);
     expect(e!.value.buffer).not.toBeInstanceOf(SharedArrayBuffer);
     expect(table.get('user:2')).toBeUndefined();
   });
@@ -95,17 +95,27 @@ describe('L1 get/set', () => {
 describe('L1 TTLs', () => {
   it('is fresh before the soft expiry, stale until the hard expiry, gone after', async () => {
     const { writer, table } = makeL1();
-    writer.set('k', bytes('v'), { softTtlMs: 400, hardTtlMs: 800 });
-    const e = table.get('k')!;
-    // The state is decided against the shared clock; check it against the same clock.
-    expect(e.state).toBe(table.now() < e.softExpiresAt ? 'fresh' : 'stale');
-    while (table.now() < e.softExpiresAt) await sleep(20);
-    expect(table.get('k')?.state).toBe('stale');
-    while (table.now() < e.hardExpiresAt) await sleep(20);
-    expect(table.get('k')).toBeUndefined();
+    const start = table.now();
+    writer.set('k', bytes('v'), { softTtlMs: 300, hardTtlMs: 600 });
+    const states: string[] = [];
+    for (;;) {
+      const e = table.get('k');
+      const at = table.now() - start;
+      const state = e?.state ?? 'gone';
+      if (states.at(-1) !== state) states.push(state);
+      // Each state only where the TTLs allow it (the clock read after get() is later).
+      if (state === 'stale') expect(at).toBeGreaterThanOrEqual(300);
+      if (state === 'gone') {
+        expect(at).toBeGreaterThanOrEqual(600);
+        break;
+      }
+      await sleep(10);
+    }
+    expect(states).toEqual(['fresh', 'stale', 'gone']);
     const s = table.stats();
+    expect(s.hits).toBeGreaterThanOrEqual(1);
     expect(s.staleHits).toBeGreaterThanOrEqual(1);
-    expect(s.misses).toBeGreaterThanOrEqual(1);
+    expect(s.misses).toBe(1);
   });
 
   it('soft TTL 0 is stale at once; hard TTL 0 is never served', () => {
