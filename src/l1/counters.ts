@@ -17,6 +17,7 @@
 
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
+import type { KeyBytes } from './key-bytes.ts';
 import {
   C,
   COUNTER_CELL_BYTES,
@@ -33,11 +34,12 @@ const CLAIM_WAIT_MS = 5;
 /** Largest |delta| one add may carry: keeps every sum exact in a JS number. */
 export const MAX_COUNTER_DELTA = 2 ** 40;
 
-function nameMatches(v: Views, cell: number, name: Uint8Array, len: number): boolean {
+function nameMatches(v: Views, cell: number, name: KeyBytes, len: number): boolean {
   if (v.counters32[cell * CELL_WORDS + C.NAME_LEN_WORD] !== len) return false;
   const at = cell * COUNTER_CELL_BYTES + C.NAME_BYTE;
   const u8 = v.countersU8;
-  for (let i = 0; i < len; i++) if (u8[at + i] !== name[i]) return false;
+  const bytes = name.bytes;
+  for (let i = 0; i < len; i++) if (u8[at + i] !== bytes[i]) return false;
   return true;
 }
 
@@ -51,7 +53,7 @@ function waitWhileClaiming(v: Views, stateIdx: number): number {
 }
 
 /** Find the cell of `name` (encoded in `name[0..len)`), creating it if absent. */
-export function findOrCreateCounter(v: Views, name: Uint8Array, len: number): number {
+export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): number {
   if (len > MAX_COUNTER_NAME_BYTES) {
     throw new L1Error(
       'HS_ERR_COUNTER_NAME',
@@ -72,7 +74,7 @@ export function findOrCreateCounter(v: Views, name: Uint8Array, len: number): nu
       if (st === COUNTER_STATE.EMPTY) {
         c32[cell * CELL_WORDS + C.HASH_WORD] = hash;
         c32[cell * CELL_WORDS + C.NAME_LEN_WORD] = len;
-        v.countersU8.set(name.subarray(0, len), cell * COUNTER_CELL_BYTES + C.NAME_BYTE);
+        v.countersU8.set(name.bytes.subarray(0, len), cell * COUNTER_CELL_BYTES + C.NAME_BYTE);
         Atomics.store(v.counters64, cell * CELL_I64 + C.DELTA_I64, 0n);
         // publish: pairs with the Atomics.load of READY by finders and by drain.
         Atomics.store(c32, stateIdx, COUNTER_STATE.READY);
@@ -125,7 +127,7 @@ export function drainCounters(v: Views): Map<string, number> {
 }
 
 /** Pending delta of `name` across all its cells, without taking it. */
-export function pendingFor(v: Views, name: Uint8Array, len: number): number {
+export function pendingFor(v: Views, name: KeyBytes, len: number): number {
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
   // Stored and compared as a signed word: the cells are an Int32Array.

@@ -12,13 +12,17 @@
  * the reference HalfSipHash-2-4 vectors as well as the kernel's HalfSipHash-1-3 ones.
  */
 
+import type { KeyBytes } from './key-bytes.ts';
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 function rotl(x: number, b: number): number {
   return (x << b) | (x >>> (32 - b));
 }
 
 /** Hash `len` bytes of `bytes` with key (k0, k1); `rounds` = [compression, finalization]. */
 export function halfSipHash(
-  bytes: Uint8Array,
+  key: KeyBytes,
   len: number,
   k0: number,
   k1: number,
@@ -29,10 +33,16 @@ export function halfSipHash(
   let v1 = k1 | 0;
   let v2 = (0x6c796765 ^ k0) | 0;
   let v3 = (0x74656462 ^ k1) | 0;
-  const whole = len - (len & 3);
-  let i = 0;
-  for (; i < whole; i += 4) {
-    const m = bytes[i] | (bytes[i + 1] << 8) | (bytes[i + 2] << 16) | (bytes[i + 3] << 24);
+  const { bytes, words } = key;
+  const nWords = len >>> 2;
+  for (let w = 0; w < nWords; w++) {
+    // Message words are little-endian; on a big-endian machine assemble them from bytes.
+    const m = LITTLE_ENDIAN
+      ? words[w] | 0
+      : bytes[4 * w] |
+        (bytes[4 * w + 1] << 8) |
+        (bytes[4 * w + 2] << 16) |
+        (bytes[4 * w + 3] << 24);
     v3 ^= m;
     for (let r = 0; r < cRounds; r++) {
       v0 = (v0 + v1) | 0;
@@ -48,6 +58,7 @@ export function halfSipHash(
     }
     v0 ^= m;
   }
+  const i = nWords << 2;
   let b = len << 24;
   const rest = len & 3;
   if (rest === 3) b |= bytes[i + 2] << 16;

@@ -14,6 +14,7 @@
  * key's home slot and its slot there is no slot with tag 0.
  */
 
+import type { KeyBytes } from './key-bytes.ts';
 import { E, EMPTY_TAG, MAX_PROBE } from './layout.ts';
 import type { Views } from './views.ts';
 
@@ -30,7 +31,7 @@ export const offsetToPtr = (offset: number): number => offset / 8 + 1;
 export function entryHasKey(
   v: Views,
   ptr: number,
-  key: Uint8Array,
+  key: KeyBytes,
   len: number,
   hash: number,
 ): boolean {
@@ -38,17 +39,23 @@ export function entryHasKey(
   const arenaBytes = v.layout.arenaBytes;
   if (off < 0 || off + E.KEY + len > arenaBytes) return false;
   const w = off >>> 2;
-  if (v.arenaU32[w + 1] !== hash || v.arenaU32[w + 3] !== len) return false;
-  const a = v.arenaU8;
-  const k = off + E.KEY;
-  for (let i = 0; i < len; i++) if (a[k + i] !== key[i]) return false;
+  const a32 = v.arenaU32;
+  if (a32[w + 1] !== hash || a32[w + 3] !== len) return false;
+  // Entry keys start 8-byte aligned, so compare whole words, then the tail bytes.
+  const kw = w + E.KEY / 4;
+  const words = key.words;
+  const nWords = len >>> 2;
+  for (let i = 0; i < nWords; i++) if (a32[kw + i] !== words[i]) return false;
+  const a8 = v.arenaU8;
+  const bytes = key.bytes;
+  for (let i = nWords << 2; i < len; i++) if (a8[off + E.KEY + i] !== bytes[i]) return false;
   return true;
 }
 
 /** Find the live slot holding `key`; fills `out` and returns true when found. */
 export function findKey(
   v: Views,
-  key: Uint8Array,
+  key: KeyBytes,
   len: number,
   hash: number,
   out: ProbeResult,
@@ -80,7 +87,7 @@ export function findKey(
  */
 export function findSlotForWrite(
   v: Views,
-  key: Uint8Array,
+  key: KeyBytes,
   len: number,
   hash: number,
   out: ProbeResult,

@@ -28,7 +28,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-export const LAYOUT_VERSION = 1;
+export const LAYOUT_VERSION = 2;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -51,6 +51,8 @@ export const H = {
   STATE_A: 36,
   STATE_B: 42,
   SWEEP_CURSOR: 48,
+  /** One past the highest registry line ever claimed: grace periods scan no further. */
+  REGISTRY_HIGH: 49,
   WRITER_STATS: 64,
 } as const;
 

@@ -21,7 +21,7 @@
 
 import { bump } from './counts.ts';
 import { L1Error } from './errors.ts';
-import { R, REGISTRY_LINE_WORDS, WS } from './layout.ts';
+import { H, R, REGISTRY_LINE_WORDS, WS } from './layout.ts';
 import type { Views } from './views.ts';
 
 const pause: () => void =
@@ -35,7 +35,17 @@ export function claimReaderLine(v: Views, threadId: number): number {
   for (let i = 0; i < v.layout.maxThreads; i++) {
     const base = i * REGISTRY_LINE_WORDS;
     // claim: pairs with the Atomics.store(…, 0) in releaseLine.
-    if (Atomics.compareExchange(reg, base + R.OWNER, 0, threadId + 1) === 0) return base;
+    if (Atomics.compareExchange(reg, base + R.OWNER, 0, threadId + 1) === 0) {
+      // Raise the scan bound before this line's first read section: a writer that loads
+      // the old bound loaded it before that section began, so the section cannot hold
+      // anything that writer unlinked.
+      for (let high = Atomics.load(v.header, H.REGISTRY_HIGH); high < i + 1; ) {
+        const seen = Atomics.compareExchange(v.header, H.REGISTRY_HIGH, high, i + 1);
+        if (seen === high) break;
+        high = seen;
+      }
+      return base;
+    }
   }
   throw new L1Error(
     'HS_ERR_TOO_MANY_THREADS',
@@ -95,7 +105,8 @@ export class GracePeriod {
   wait(): boolean {
     const reg = this.#v.registry;
     let n = 0;
-    for (let i = 0; i < this.#v.layout.maxThreads; i++) {
+    const high = Atomics.load(this.#v.header, H.REGISTRY_HIGH);
+    for (let i = 0; i < high; i++) {
       const base = i * REGISTRY_LINE_WORDS;
       // snapshot: pairs with the reader's opening Atomics.add on its seq.
       const seq = Atomics.load(reg, base + R.SEQ);

@@ -22,7 +22,7 @@ import { bump, readCount } from './counts.ts';
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
 import { findKey, type ProbeResult, ptrToOffset } from './index-table.ts';
-import { encodeKey } from './key-bytes.ts';
+import { encodeKey, type KeyBytes, keyScratch } from './key-bytes.ts';
 import {
   E,
   H,
@@ -69,7 +69,7 @@ export class L1Table {
   readonly #v: Views;
   readonly #layout: Layout;
   readonly #clock: SharedClock;
-  readonly #scratch: Uint8Array;
+  readonly #scratch: KeyBytes;
   readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
   readonly #line: number;
   readonly #reg: Int32Array;
@@ -81,7 +81,7 @@ export class L1Table {
     this.#layout = readLayout(handle?.sab);
     this.#v = makeViews(handle.sab, this.#layout);
     this.#clock = new SharedClock(this.#v.epochMs);
-    this.#scratch = new Uint8Array(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES) + 4);
+    this.#scratch = keyScratch(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES));
     this.#reg = this.#v.registry;
     this.#line = claimReaderLine(this.#v, threadId);
   }

@@ -45,7 +45,7 @@ import {
   publish,
   unlink,
 } from './index-table.ts';
-import { encodeKey } from './key-bytes.ts';
+import { encodeKey, type KeyBytes, keyScratch } from './key-bytes.ts';
 import {
   entryBytes,
   H,
@@ -90,12 +90,14 @@ export class L1Writer {
   readonly #layout: Layout;
   readonly #clock: SharedClock;
   readonly #grace: GracePeriod;
-  readonly #scratch: Uint8Array;
+  readonly #scratch: KeyBytes;
   readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
   readonly #small: Ring;
   readonly #main: Ring;
   readonly #owner: number;
   #closed = false;
+  /** Set once the main ring first had to evict; see #evictEntry. */
+  #mainFilled = false;
 
   private constructor(handle: L1Handle, owner: number, options: WriterOptions) {
     this.#layout = readLayout(handle?.sab);
@@ -114,7 +116,7 @@ export class L1Writer {
     }
     this.#clock = new SharedClock(this.#v.epochMs);
     this.#grace = new GracePeriod(this.#v, options.graceSpinMs ?? 2, options.revokeAfterMs ?? 2000);
-    this.#scratch = new Uint8Array(this.#layout.maxKeyBytes + 4);
+    this.#scratch = keyScratch(this.#layout.maxKeyBytes);
     this.#small = {
       id: RING.SMALL,
       base: 0,
@@ -219,7 +221,7 @@ export class L1Writer {
         softExpiresAt: now + soft,
         hardExpiresAt: now + hard,
       },
-      this.#scratch,
+      this.#scratch.bytes,
       len,
       value,
     );
@@ -339,33 +341,33 @@ export class L1Writer {
       if (!bytesShort && !slotsShort) return true;
       if (rounds > 4 * maxLive + 64) return false; // cannot happen; never loop forever
       let victim = r;
+      let liveTarget = -1;
       if (!bytesShort) {
-        // Count-bound: keep the small ring near its 10 % share of entries.
+        // Count-bound: keep the small ring near its 10 % share of entries, and free a
+        // batch of slots per grace period rather than one.
         victim =
           this.#small.live > maxLive / 10 || this.#main.live === 0 ? this.#small : this.#main;
+        liveTarget = maxLive - Math.max(1, Math.floor(maxLive / EVICT_CHUNK_FRACTION));
       }
+      if (victim === this.#main) this.#mainFilled = true;
       const want = bytesShort ? requiredFree(r, size) + reserve - freeBytes(r) : 1;
-      if (
-        !this.#evictChunk(victim, Math.max(want, victim.size / EVICT_CHUNK_FRACTION), !bytesShort)
-      ) {
-        return false;
-      }
+      const target = Math.max(want, victim.size / EVICT_CHUNK_FRACTION);
+      if (!this.#evictChunk(victim, target, liveTarget)) return false;
     }
   }
 
   /**
-   * Walk `r` from its tail over at least `target` bytes (or, if `oneLive`, until one
-   * live entry has left the table), promoting, re-appending or dropping each entry; then
+   * Walk `r` from its tail over at least `target` bytes (or, if `liveTarget` ≥ 0,
+   * until the table holds no more live entries than that), promoting, re-appending or dropping each entry; then
    * wait for a grace period and move the tail. False if the grace period did not end.
    */
-  #evictChunk(r: Ring, target: number, oneLive: boolean): boolean {
+  #evictChunk(r: Ring, target: number, liveTarget: number): boolean {
     const v = this.#v;
     const now = this.#clock.now();
     const mask = this.#layout.slotCount - 1;
     let cursor = r.tail;
     let walked = 0;
-    const liveBefore = this.size;
-    while (walked < r.used && (oneLive ? this.size === liveBefore : walked < target)) {
+    while (walked < r.used && (liveTarget >= 0 ? this.size > liveTarget : walked < target)) {
       const off = r.base + cursor;
       const total = entryTotalBytes(v, off);
       if (total === 0) {
@@ -393,10 +395,11 @@ export class L1Writer {
     const expired = now >= entryHardExpiresAt(v, off);
     const freq = v.access[slot];
     const main = this.#main;
-    // While the main ring is still filling up, entries leaving the small ring move there
+    // Until the main ring has filled up once, entries leaving the small ring move there
     // even unread: free space serves hits better than nothing. Once main is full, only
     // entries read since they arrived get in, which is what makes S3-FIFO scan-resistant.
-    const mainHasRoom = r !== main && freeBytes(main) >= requiredFree(main, total);
+    const mainHasRoom =
+      !this.#mainFilled && r !== main && freeBytes(main) >= requiredFree(main, total);
     if (!expired && (freq > 0 || mainHasRoom)) {
       // Promote from small to main, or give a main entry another lap, if it fits now.
       const dest = r.id === RING.SMALL ? main : r;
@@ -492,6 +495,7 @@ export class L1Writer {
     this.#main.head = h[base + S.MAIN_HEAD] >>> 0;
     this.#main.tail = h[base + S.MAIN_TAIL] >>> 0;
     this.#main.used = h[base + S.MAIN_USED] >>> 0;
+    this.#mainFilled = this.#main.used > this.#main.size / 2;
     // Live counts are derived, not stored: recount them from the index.
     for (let s = 0; s < this.#layout.slotCount; s++) {
       const ptr = v.index[2 * s + 1];

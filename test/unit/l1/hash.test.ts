@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { halfSipHash } from '../../../src/l1/hash.ts';
+import { keyBytesOf } from '../../../src/l1/key-bytes.ts';
 
 // Linux lib/siphash_kunit.c, 32-bit branch: hsiphash = HalfSipHash-1-3, key bytes 00..07,
 // input i bytes 00..i-1.
@@ -22,7 +23,7 @@ const HALFSIPHASH_2_4 = [
 
 const K0 = 0x03020100;
 const K1 = 0x07060504;
-const input = Uint8Array.from({ length: 64 }, (_, i) => i);
+const input = keyBytesOf(Uint8Array.from({ length: 64 }, (_, i) => i));
 
 describe('halfSipHash', () => {
   it('matches the kernel HalfSipHash-1-3 vectors for lengths 0..63', () => {
@@ -44,8 +45,8 @@ describe('halfSipHash', () => {
   });
 
   it('reads only the first len bytes', () => {
-    const x = Uint8Array.from([1, 2, 3, 4, 5, 99]);
-    const y = Uint8Array.from([1, 2, 3, 4, 5, 42]);
+    const x = keyBytesOf(Uint8Array.from([1, 2, 3, 4, 5, 99]));
+    const y = keyBytesOf(Uint8Array.from([1, 2, 3, 4, 5, 42]));
     expect(halfSipHash(x, 5, K0, K1)).toBe(halfSipHash(y, 5, K0, K1));
   });
 });

@@ -302,10 +302,12 @@ describe('L1 under hash flooding', () => {
     // could reach only by stealing the table's random seed.
     const target = 7;
     const colliding: string[] = [];
-    const scratch = Buffer.alloc(64);
+    const { keyScratch } = await import('../../../src/l1/key-bytes.ts');
+    const scratch = keyScratch(64);
+    const enc = new TextEncoder();
     for (let i = 0; colliding.length < 300; i++) {
       const k = `flood:${i}`;
-      const n = scratch.write(k);
+      const n = enc.encodeInto(k, scratch.bytes).written;
       if ((halfSipHash(scratch, n, header[H.SEED0], header[H.SEED1]) & mask) === target)
         colliding.push(k);
     }
@@ -317,7 +319,7 @@ describe('L1 under hash flooding', () => {
     expect(table.stats().refusedNoSlot).toBe(0);
     // Hot keys whose home is elsewhere are untouched.
     const hotHomes = hot.filter((k) => {
-      const n = scratch.write(k);
+      const n = enc.encodeInto(k, scratch.bytes).written;
       const home = halfSipHash(scratch, n, header[H.SEED0], header[H.SEED1]) & mask;
       return ((home - target) & mask) >= MAX_PROBE && ((target - home) & mask) >= MAX_PROBE;
     });
