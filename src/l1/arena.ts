@@ -12,7 +12,7 @@
  * leaves a wrap marker (a zero `totalBytes` word) and continues at offset 0.
  */
 
-import { E, ENTRY_HEADER_BYTES, RING, type RingId } from './layout.ts';
+import { E, ENTRY_HEADER_BYTES, MAX_ACCESS, type RingId } from './layout.ts';
 import type { Views } from './views.ts';
 
 export interface EntryFields {
@@ -30,7 +30,6 @@ export function writeEntry(
   v: Views,
   off: number,
   totalBytes: number,
-  ring: RingId,
   f: EntryFields,
   key: Uint8Array,
   keyLen: number,
@@ -45,7 +44,7 @@ export function writeEntry(
   u32[w + 4] = value.length;
   u32[w + 5] = f.flags;
   u32[w + 6] = f.version;
-  u32[w + 7] = ring;
+  u32[w + 7] = accessWord(f.version, 0);
   const d = off >>> 3;
   v.arenaF64[d + E.STORED_AT / 8] = f.storedAt;
   v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] = f.softExpiresAt;
@@ -54,23 +53,36 @@ export function writeEntry(
   v.arenaU8.set(value, off + E.KEY + keyLen);
 }
 
-/** Copy a whole entry to `dst` (reinsertion or promotion) and record its new ring. */
+/**
+ * The access word pairs the count with the entry's version, so a reader's compare-exchange
+ * of it can only succeed on the entry the reader looked up (see table.ts).
+ */
+export const accessWord = (version: number, count: number): number =>
+  (((version & 0x3fffffff) << 2) | count) >>> 0;
+
+/** The entry's access count (0..MAX_ACCESS). */
+export const accessCount = (v: Views, off: number): number =>
+  v.arenaU32[(off >>> 2) + E.ACCESS / 4] & MAX_ACCESS;
+
+/**
+ * Copy a whole entry to `dst` (re-insertion or promotion) with a new access count. The
+ * copy is not published yet, so no reader can be bumping its count.
+ */
 export function copyEntry(
   v: Views,
   src: number,
   dst: number,
   totalBytes: number,
-  ring: RingId,
+  count: number,
 ): void {
   v.arenaU8.copyWithin(dst, src, src + totalBytes);
-  v.arenaU32[(dst >>> 2) + E.RING / 4] = ring;
+  const w = dst >>> 2;
+  v.arenaU32[w + E.ACCESS / 4] = accessWord(v.arenaU32[w + E.VERSION / 4], count);
 }
 
 export const entryTotalBytes = (v: Views, off: number): number => v.arenaU32[off >>> 2];
 export const entrySlot = (v: Views, off: number): number => v.arenaU32[(off >>> 2) + E.SLOT / 4];
 export const entryHash = (v: Views, off: number): number => v.arenaU32[(off >>> 2) + E.HASH / 4];
-export const entryRing = (v: Views, off: number): RingId =>
-  v.arenaU32[(off >>> 2) + E.RING / 4] === RING.MAIN ? RING.MAIN : RING.SMALL;
 export const entryHardExpiresAt = (v: Views, off: number): number =>
   v.arenaF64[(off >>> 3) + E.HARD_EXPIRES_AT / 8];
 

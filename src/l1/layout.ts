@@ -13,11 +13,10 @@
  *        ├──────────── budget (l1Bytes) starts here ─────────────────────────────────┤
  *        │ counter cells: maxCounters × 128 B [state│hash│nameLen│·│delta i64│name]   │
  *        │ index: slotCount × [tag u32 │ ptr u32]   (ptr = arena offset / 8 + 1)     │
- *        │ access bytes: slotCount × u8 (readers bump, writer decays: S3-FIFO freq)   │
  *        │ ghost: slotCount × u32 hashes of recently evicted keys                    │
  *        │ arena: small ring (10 %) │ main ring (90 %), entries 8-byte aligned        │
  *        └───────────────────────────────────────────────────────────────────────────┘
- * entry: [totalBytes u32│hash│slot│keyLen│valueLen│flags│version│ring]
+ * entry: [totalBytes u32│hash│slot│keyLen│valueLen│flags│version│access]
  *        [storedAt f64│softExpiresAt f64│hardExpiresAt f64][key][value][pad to 8]
  * ```
  *
@@ -28,7 +27,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-export const LAYOUT_VERSION = 2;
+export const LAYOUT_VERSION = 3;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -143,7 +142,8 @@ export const E = {
   VALUE_LEN: 16,
   FLAGS: 20,
   VERSION: 24,
-  RING: 28,
+  /** (version << 2 | count): readers bump the S3-FIFO access count here, see table.ts. */
+  ACCESS: 28,
   STORED_AT: 32,
   SOFT_EXPIRES_AT: 40,
   HARD_EXPIRES_AT: 48,
@@ -183,7 +183,6 @@ export interface Layout {
   readonly registryOffset: number;
   readonly countersOffset: number;
   readonly indexOffset: number;
-  readonly accessOffset: number;
   readonly ghostOffset: number;
   readonly arenaOffset: number;
   readonly arenaBytes: number;
@@ -206,9 +205,9 @@ export function entryBytes(keyLen: number, valueLen: number): number {
   return align(ENTRY_HEADER_BYTES + keyLen + valueLen, 8);
 }
 
-/** Index slots per byte of budget: the index, access bytes and ghost take about 1/8. */
+/** Index slots per byte of budget: the index and the ghost table take about 1/8. */
 function slotCountFor(rest: number): number {
-  const perSlot = SLOT_WORDS * 4 + 1 + 4;
+  const perSlot = SLOT_WORDS * 4 + 4;
   let n = 64;
   while (n * 2 * perSlot <= rest / 8) n *= 2;
   return n;
@@ -244,8 +243,7 @@ export function planLayout(o: LayoutOptions): Layout {
   }
   const slotCount = slotCountFor(rest);
   const indexOffset = countersOffset + countersBytes;
-  const accessOffset = indexOffset + slotCount * SLOT_WORDS * 4;
-  const ghostOffset = accessOffset + align(slotCount, 64);
+  const ghostOffset = indexOffset + slotCount * SLOT_WORDS * 4;
   const arenaOffset = ghostOffset + slotCount * 4;
   const arenaBytes = alignDown(countersOffset + o.bytes - arenaOffset, 64);
   const smallRingBytes = alignDown(arenaBytes / 10, 8);
@@ -270,7 +268,6 @@ export function planLayout(o: LayoutOptions): Layout {
     registryOffset,
     countersOffset,
     indexOffset,
-    accessOffset,
     ghostOffset,
     arenaOffset,
     arenaBytes,

@@ -97,7 +97,7 @@ export class L1Table {
 
   /** The table clock: monotonic milliseconds since the table was created. */
   now(): number {
-    return this.#clock.now();
+    return this.#clock.precise();
   }
 
   /**
@@ -143,11 +143,15 @@ export class L1Table {
     const valueLen = v.arenaU32[w + E.VALUE_LEN / 4];
     const start = off + E.KEY + keyLen;
     if (start + valueLen > this.#layout.arenaBytes) return undefined;
-    const slot = this.#probe.slot;
-    // Access count for S3-FIFO: written only while below the cap, so a hot entry stops
-    // dirtying the cache line after three hits.
-    const a = v.access[slot];
-    if (a < MAX_ACCESS) v.access[slot] = a + 1;
+    // S3-FIFO access count, kept in the entry's own header (already in cache) and bumped
+    // only while below its cap, so a hot entry stops dirtying the line after three hits.
+    // A compare-exchange, not a store: should this section have been revoked and the
+    // memory reused, the word no longer holds this entry's version and nothing is written.
+    const version = v.arenaU32[w + E.VERSION / 4];
+    const access = v.arenaU32[w + E.ACCESS / 4];
+    if ((access & MAX_ACCESS) < MAX_ACCESS && access >>> 2 === (version & 0x3fffffff)) {
+      Atomics.compareExchange(v.arenaU32, w + E.ACCESS / 4, access, access + 1);
+    }
     const value = Buffer.allocUnsafe(valueLen);
     v.arenaBuf.copy(value, 0, start, start + valueLen);
     // Only small integers in the result: a double field would be one more heap allocation.
@@ -155,7 +159,7 @@ export class L1Table {
       value,
       state: now < v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] ? 'fresh' : 'stale',
       flags: v.arenaU32[w + E.FLAGS / 4],
-      version: v.arenaU32[w + E.VERSION / 4],
+      version,
       ageMs: Math.floor(now - v.arenaF64[d + E.STORED_AT / 8]),
     };
   }

@@ -22,7 +22,6 @@ export interface Views {
   readonly counters64: BigInt64Array;
   readonly countersU8: Uint8Array;
   readonly index: Uint32Array;
-  readonly access: Uint8Array;
   readonly ghost: Uint32Array;
   readonly arenaU8: Uint8Array;
   readonly arenaU32: Uint32Array;
@@ -46,7 +45,6 @@ export function makeViews(sab: SharedArrayBuffer, layout: Layout): Views {
     counters64: new BigInt64Array(sab, layout.countersOffset, countersBytes / 8),
     countersU8: new Uint8Array(sab, layout.countersOffset, countersBytes),
     index: new Uint32Array(sab, layout.indexOffset, layout.slotCount * SLOT_WORDS),
-    access: new Uint8Array(sab, layout.accessOffset, layout.slotCount),
     ghost: new Uint32Array(sab, layout.ghostOffset, layout.slotCount),
     arenaU8: new Uint8Array(sab, layout.arenaOffset, layout.arenaBytes),
     arenaU32: new Uint32Array(sab, layout.arenaOffset, layout.arenaBytes / 4),

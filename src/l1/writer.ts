@@ -8,7 +8,7 @@
  * table; a key found in the ghost table goes straight to main. At main's tail an entry
  * read since its last pass is re-appended (its count decremented), any other dropped.
  * One-hit wonders (scans, floods of unique keys) leave through the small ring and never
- * displace the main ring's hot set. Readers only bump an access byte.
+ * displace the main ring's hot set. Readers only bump an access count in the entry.
  *
  * Crash safety: the writer may be terminated between any two statements. Ring
  * positions live in two state records and a switch word (a commit is one atomic store),
@@ -19,11 +19,11 @@
 
 import { threadId } from 'node:worker_threads';
 import {
+  accessCount,
   allocate,
   copyEntry,
   entryHardExpiresAt,
   entryHash,
-  entryRing,
   entrySlot,
   entryTotalBytes,
   freeBytes,
@@ -186,7 +186,7 @@ export class L1Writer {
     // Updates stay in their ring; new keys go to main if the ghost remembers them.
     let ring = this.#small;
     if (findSlotForWrite(v, this.#scratch, len, hash, probe) === 1) {
-      if (entryRing(v, ptrToOffset(probe.ptr)) === RING.MAIN) ring = this.#main;
+      if (this.#ringOf(probe.ptr) === this.#main) ring = this.#main;
     } else if (v.ghost[hash & (this.#layout.slotCount - 1)] === hash) {
       ring = this.#main;
     }
@@ -211,7 +211,6 @@ export class L1Writer {
       v,
       off,
       size,
-      ring.id,
       {
         hash,
         slot: probe.slot,
@@ -230,7 +229,6 @@ export class L1Writer {
       this.#ringOf(probe.ptr).live--;
       bump(v.header, WS.updates);
     } else {
-      v.access[probe.slot] = 0;
       bump(v.header, WS.inserts);
     }
     // Commit the head before publishing: a successor writer must never reuse bytes a
@@ -326,15 +324,21 @@ export class L1Writer {
   }
 
   /**
+   * Free bytes the main ring keeps beyond what is asked of it: an entry at its tail that
+   * earns another lap is re-appended at the head, and that needs free bytes while the
+   * chunk being walked is not reusable yet (it waits for its grace period).
+   */
+  #reserveOf(r: Ring): number {
+    return r === this.#main ? r.size / EVICT_CHUNK_FRACTION : 0;
+  }
+
+  /**
    * Evict from `r` until an entry of `size` bytes can be appended and, when `needSlot`,
    * until the live count is under its limit. False when readers hold the memory.
    */
   #makeRoom(r: Ring, size: number, needSlot: boolean): boolean {
     const maxLive = this.#layout.maxLiveEntries;
-    // The main ring keeps one eviction chunk free beyond what is asked: an entry at its
-    // tail that earns another lap is re-appended at the head, and that needs free bytes
-    // while the chunk being walked is not reusable yet (it waits for its grace period).
-    const reserve = r === this.#main ? r.size / EVICT_CHUNK_FRACTION : 0;
+    const reserve = this.#reserveOf(r);
     for (let rounds = 0; ; rounds++) {
       const bytesShort = freeBytes(r) < requiredFree(r, size) + reserve;
       const slotsShort = needSlot && this.size >= maxLive;
@@ -378,7 +382,12 @@ export class L1Writer {
       if (!plausibleSize(total, cursor, r.size)) return this.#resetRing(r);
       const slot = entrySlot(v, off);
       const ptr = offsetToPtr(off);
-      if (slot <= mask && v.index[2 * slot + 1] === ptr) this.#evictEntry(r, off, total, slot, now);
+      if (slot <= mask && v.index[2 * slot + 1] === ptr) {
+        // An entry that earned another lap but finds no room at the head ends this chunk:
+        // once the chunk's bytes are free it gets its lap. Only the chunk's first entry
+        // is evicted regardless, so every chunk makes progress.
+        if (!this.#evictEntry(r, off, total, slot, now, walked > 0)) break;
+      }
       walked += total;
       cursor += total;
       if (cursor === r.size) cursor = 0;
@@ -390,16 +399,29 @@ export class L1Writer {
     return true;
   }
 
-  #evictEntry(r: Ring, off: number, total: number, slot: number, now: number): void {
+  /**
+   * Promote, re-append or drop the live entry at `off`. Returns false, having done
+   * nothing, when the entry deserves to stay but there is no room for it and `mayDefer`.
+   */
+  #evictEntry(
+    r: Ring,
+    off: number,
+    total: number,
+    slot: number,
+    now: number,
+    mayDefer: boolean,
+  ): boolean {
     const v = this.#v;
     const expired = now >= entryHardExpiresAt(v, off);
-    const freq = v.access[slot];
+    const freq = accessCount(v, off);
     const main = this.#main;
     // Until the main ring has filled up once, entries leaving the small ring move there
     // even unread: free space serves hits better than nothing. Once main is full, only
     // entries read since they arrived get in, which is what makes S3-FIFO scan-resistant.
     const mainHasRoom =
-      !this.#mainFilled && r !== main && freeBytes(main) >= requiredFree(main, total);
+      !this.#mainFilled &&
+      r !== main &&
+      freeBytes(main) >= requiredFree(main, total) + this.#reserveOf(main);
     if (!expired && (freq > 0 || mainHasRoom)) {
       // Promote from small to main, or give a main entry another lap, if it fits now.
       const dest = r.id === RING.SMALL ? main : r;
@@ -407,20 +429,20 @@ export class L1Writer {
         dest === r ? freeBytes(r) >= requiredFree(r, total) : this.#makeRoom(dest, total, false);
       if (room) {
         const to = allocate(v, dest, total);
-        copyEntry(v, off, to, total, dest.id);
+        // A promoted entry starts over in main; a re-appended one pays one count per lap.
+        copyEntry(v, off, to, total, dest !== r ? 0 : freq - 1);
         this.#commitState();
         publish(v, slot, entryHash(v, off), offsetToPtr(to));
         if (dest !== r) {
           r.live--;
           dest.live++;
-          v.access[slot] = 0;
           bump(v.header, WS.promotions);
         } else {
-          v.access[slot] = freq > MAX_ACCESS ? MAX_ACCESS - 1 : freq - 1;
           bump(v.header, WS.reinsertions);
         }
-        return;
+        return true;
       }
+      if (mayDefer && dest === r) return false;
     }
     r.live--;
     unlink(v, slot);
@@ -433,6 +455,7 @@ export class L1Writer {
       }
       bump(v.header, WS.evictions);
     }
+    return true;
   }
 
   /**
@@ -444,8 +467,15 @@ export class L1Writer {
     const v = this.#v;
     const mask = this.#layout.slotCount - 1;
     let best = -1;
+    let bestCount = 0;
     for (let p = 0, s = hash & mask; p < MAX_PROBE; p++, s = (s + 1) & mask) {
-      if (v.index[2 * s + 1] !== 0 && (best < 0 || v.access[s] < v.access[best])) best = s;
+      const ptr = v.index[2 * s + 1];
+      if (ptr === 0) continue;
+      const count = accessCount(v, ptrToOffset(ptr));
+      if (best < 0 || count < bestCount) {
+        best = s;
+        bestCount = count;
+      }
     }
     if (best < 0) return false;
     this.#ringOf(v.index[2 * best + 1]).live--;
