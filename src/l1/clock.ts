@@ -17,6 +17,8 @@ function monotonicMs(): number {
 export const CLOCK_RESOLUTION_MS = 1;
 /** …and for how many reads at most, in case a long synchronous run starves the timer. */
 const MAX_READS_PER_TICK = 1024;
+/** Escape hatch: HOTSHIELD_L1_PRECISE_CLOCK=1 reads the clock on every call. */
+const PRECISE_ALWAYS = process.env.HOTSHIELD_L1_PRECISE_CLOCK === '1';
 
 export class SharedClock {
   readonly #offset: number;
@@ -42,6 +44,7 @@ export class SharedClock {
    * not need sub-millisecond reads. An unref'd timer retires the cached reading.
    */
   now(): number {
+    if (PRECISE_ALWAYS) return this.precise();
     if (this.#cached >= 0 && ++this.#reads < MAX_READS_PER_TICK) return this.#cached;
     this.#cached = this.precise();
     this.#reads = 0;
