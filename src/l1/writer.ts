@@ -50,7 +50,6 @@ import {
   entryBytes,
   H,
   type Layout,
-  MAX_ACCESS,
   MAX_PROBE,
   RING,
   type RingId,
