@@ -67,3 +67,34 @@ describe('L1 counters', () => {
     expect(writer.drainCounters().get('c0')).toBe(42);
   });
 });
+
+describe('L1 counters when a creator dies mid-claim', () => {
+  it('a cell left CLAIMING by a dead thread is skipped after a short wait; counts stay exact', async () => {
+    const { writer, table, handle } = makeL1({ maxCounters: 64 });
+    const { C, COUNTER_CELL_BYTES, COUNTER_STATE, H } = await import('../../../src/l1/layout.ts');
+    const { halfSipHash } = await import('../../../src/l1/hash.ts');
+    const { keyScratch } = await import('../../../src/l1/key-bytes.ts');
+    const layout = writer.layout;
+    const cells = new Int32Array(
+      handle.sab,
+      layout.countersOffset,
+      (layout.maxCounters * COUNTER_CELL_BYTES) / 4,
+    );
+    // Freeze the name's home cell the way a claimer terminated between its
+    // compare-exchange and its READY store would leave it.
+    const name = 'likes:orphaned';
+    const scratch = keyScratch(64);
+    const n = new TextEncoder().encodeInto(name, scratch.bytes).written;
+    const header = new Int32Array(handle.sab, 0, 128);
+    const home =
+      halfSipHash(scratch, n, header[H.SEED0], header[H.SEED1]) & (layout.maxCounters - 1);
+    Atomics.store(cells, home * (COUNTER_CELL_BYTES / 4) + C.STATE_WORD, COUNTER_STATE.CLAIMING);
+    table.addCounter(name, 5);
+    table.addCounter(name, 6);
+    expect(table.pendingCounter(name)).toBe(11);
+    expect(writer.drainCounters().get(name)).toBe(11);
+    expect(Atomics.load(cells, home * (COUNTER_CELL_BYTES / 4) + C.STATE_WORD)).toBe(
+      COUNTER_STATE.CLAIMING,
+    );
+  });
+});
