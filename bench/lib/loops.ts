@@ -7,6 +7,10 @@
  * result to an accumulator. "Fresh key" loops build the key as an HTTP handler would,
  * `url.slice(URL_PREFIX.length)`, which yields a new string (a V8 sliced string) every
  * time, so no hash cached in a string object survives from one lookup to the next.
+ *
+ * The loops are written out one per contender on purpose: a shared loop taking the
+ * operation as a callback would make its call site polymorphic and charge each
+ * contender for the others' inline caches.
  */
 
 import type { LRUCache } from 'lru-cache';
