@@ -18,13 +18,7 @@
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
 import type { KeyBytes } from './key-bytes.ts';
-import {
-  C,
-  COUNTER_CELL_BYTES,
-  COUNTER_MAX_PROBE,
-  COUNTER_STATE,
-  MAX_COUNTER_NAME_BYTES,
-} from './layout.ts';
+import { C, COUNTER_CELL_BYTES, COUNTER_MAX_PROBE, COUNTER_STATE } from './layout.ts';
 import type { Views } from './views.ts';
 
 const CELL_WORDS = COUNTER_CELL_BYTES / 4;
@@ -52,14 +46,8 @@ function waitWhileClaiming(v: Views, stateIdx: number): number {
   return st;
 }
 
-/** Find the cell of `name` (encoded in `name[0..len)`), creating it if absent. */
+/** Find the cell of `name` (its first `len` bytes, at most MAX_COUNTER_NAME_BYTES), creating it if absent. */
 export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): number {
-  if (len > MAX_COUNTER_NAME_BYTES) {
-    throw new L1Error(
-      'HS_ERR_COUNTER_NAME',
-      `counter name is longer than ${MAX_COUNTER_NAME_BYTES} bytes in UTF-8`,
-    );
-  }
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
   // Stored and compared as a signed word: the cells are an Int32Array.

@@ -50,7 +50,7 @@ export function encodeKey(
     if (len <= maxBytes) bytes.set(key);
   } else {
     throw new L1Error(
-      'HS_ERR_KEY_EMPTY',
+      'HS_ERR_KEY_INVALID',
       `${what} must be a string or Uint8Array (got ${typeof key})`,
     );
   }

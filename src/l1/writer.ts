@@ -162,7 +162,7 @@ export class L1Writer {
     const v = this.#v;
     const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
     if (!(value instanceof Uint8Array))
-      throw new L1Error('HS_ERR_VALUE_TOO_LARGE', 'value must be a Uint8Array');
+      throw new L1Error('HS_ERR_VALUE_INVALID', 'value must be a Uint8Array (or Buffer)');
     if (value.length > this.#layout.maxValueBytes) {
       bump(v.header, WS.refusedTooLarge);
       throw new L1Error(

@@ -57,7 +57,10 @@ describe('L1 get/set', () => {
     expect(l1ErrorCode(() => writer.set('🔥🔥🔥🔥x', bytes('v'), FOREVER))).toBe(
       'HS_ERR_KEY_TOO_LONG',
     );
-    expect(l1ErrorCode(() => table.get(42 as unknown as string))).toBe('HS_ERR_KEY_EMPTY');
+    expect(l1ErrorCode(() => table.get(42 as unknown as string))).toBe('HS_ERR_KEY_INVALID');
+    expect(l1ErrorCode(() => writer.set('k', 'v' as unknown as Uint8Array, FOREVER))).toBe(
+      'HS_ERR_VALUE_INVALID',
+    );
     expect(table.stats()).toMatchObject({ inserts: 0, entries: 0 });
   });
 
