@@ -1,0 +1,168 @@
+/**
+ * The refresher's Redis client against real clusters: per-node batching, redirects,
+ * deadlines on a hung master, a cluster that is not there, and option validation.
+ */
+import calculateSlot from 'cluster-key-slot';
+import { describe, expect, inject, it, onTestFinished } from 'vitest';
+import { startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { HotshieldError } from '../../src/errors.ts';
+import { L2Client, type L2ClientOptions } from '../../src/refresher/l2-client.ts';
+import { clusterClient, nodeClient } from '../fixtures/redis-clients.ts';
+
+async function connect(options: L2ClientOptions): Promise<L2Client> {
+  const client = new L2Client(options);
+  onTestFinished(() => client.close());
+  await client.ready(10_000);
+  return client;
+}
+
+async function getCalls(port: number): Promise<number> {
+  const info = await nodeClient(port).info('commandstats');
+  return Number(/cmdstat_get:calls=(\d+)/.exec(info)?.[1] ?? 0);
+}
+
+describe('L2Client', () => {
+  it('reads many keys with one pipeline per master, straight to the owner of each slot', async () => {
+    const seeds = inject('redisSeeds');
+    const writer = clusterClient(seeds);
+    const keys = Array.from({ length: 300 }, (_, i) => `l2:batch:${i}`);
+    await Promise.all(keys.map((k, i) => (i % 10 === 0 ? writer.del(k) : writer.set(k, `v${i}`))));
+    const l2 = await connect({ redis: seeds });
+    const ports = seeds.split(',').map((s) => Number(s.split(':')[1]));
+    const before = await Promise.all(ports.map(getCalls));
+    const values = await l2.getMany(keys);
+    const after = await Promise.all(ports.map(getCalls));
+    values.forEach((v, i) => {
+      if (i % 10 === 0) expect(v).toBeNull();
+      else expect(v?.toString()).toBe(`v${i}`);
+    });
+    // Each master served exactly the GETs of its own slots: no redirect, no detour.
+    await writer.cluster('SLOTS');
+    const perPort = new Map<number, number>();
+    for (const k of keys) {
+      const owner = writer.slots[calculateSlot(k)][0];
+      const port = Number(owner.split(':')[1]);
+      perPort.set(port, (perPort.get(port) ?? 0) + 1);
+    }
+    ports.forEach((port, n) => {
+      expect(after[n] - before[n], `GETs on :${port}`).toBe(perPort.get(port) ?? 0);
+    });
+    expect([...perPort.keys()].length).toBe(3);
+  });
+
+  it('follows a redirect for a key whose slot it routed to the wrong master', async () => {
+    const seeds = inject('redisSeeds');
+    const writer = clusterClient(seeds);
+    await writer.set('l2:moved', 'here');
+    const cluster = clusterClient(seeds);
+    const l2 = await connect({ redis: cluster });
+    await cluster.cluster('SLOTS');
+    await l2.get('l2:moved');
+    // Make the client's slot table point at another master, as after a reshard it has
+    // not seen yet: the pipeline gets MOVED and the key is re-read through redirects.
+    const slot = calculateSlot('l2:moved');
+    const owner = cluster.slots[slot][0];
+    const other = cluster
+      .nodes('master')
+      .find((n) => `${n.options.host}:${n.options.port}` !== owner)!;
+    cluster.slots[slot] = [`${other.options.host}:${other.options.port}`];
+    const moved = async () =>
+      Number(
+        /errorstat_MOVED:count=(\d+)/.exec(
+          await nodeClient(other.options.port!).info('errorstats'),
+        )?.[1] ?? 0,
+      );
+    const movedBefore = await moved();
+    const [value] = await l2.getMany(['l2:moved']);
+    expect(value?.toString()).toBe('here');
+    // The wrong master did answer MOVED: the redirect path really ran.
+    expect(await moved()).toBeGreaterThan(movedBefore);
+  });
+
+  it('writes with a TTL and deletes', async () => {
+    const seeds = inject('redisSeeds');
+    const l2 = await connect({ redis: seeds });
+    await l2.set('l2:ttl', Buffer.from([0, 1, 2, 255]), 60_000);
+    expect([...((await l2.get('l2:ttl')) ?? [])]).toEqual([0, 1, 2, 255]);
+    const pttl = await clusterClient(seeds).pttl('l2:ttl');
+    expect(pttl).toBeGreaterThan(50_000);
+    expect(await l2.del('l2:ttl')).toBe(true);
+    expect(await l2.del('l2:ttl')).toBe(false);
+    expect(await l2.get('l2:ttl')).toBeNull();
+  });
+
+  it('a hung master (SIGSTOP) costs its keys a timeout within the deadline, not the others', async () => {
+    const cluster = await startRedisCluster({ masters: 3 });
+    onTestFinished(() => cluster.stop());
+    const writer = clusterClient(cluster.seeds);
+    const keys = Array.from({ length: 60 }, (_, i) => `hung:${i}`);
+    await Promise.all(keys.map((k) => writer.set(k, k)));
+    const l2 = await connect({ redis: cluster.seeds, l2TimeoutMs: 300 });
+    await writer.cluster('SLOTS');
+    const victim = cluster.nodes[0];
+    const onVictim = (k: string) =>
+      writer.slots[calculateSlot(k)][0] === `127.0.0.1:${victim.port}`;
+    process.kill(victim.pid, 'SIGSTOP');
+    onTestFinished(() => {
+      try {
+        process.kill(victim.pid, 'SIGCONT');
+      } catch {}
+    });
+    const start = performance.now();
+    const values = await l2.getMany(keys);
+    const took = performance.now() - start;
+    expect(took).toBeLessThan(300 + 500); // the deadline, plus slack for a loaded machine
+    let timedOut = 0;
+    values.forEach((v, i) => {
+      if (onVictim(keys[i])) {
+        expect(v).toBeInstanceOf(HotshieldError);
+        expect((v as HotshieldError).code).toBe('HS_ERR_L2_TIMEOUT');
+        timedOut++;
+      } else {
+        expect(v?.toString()).toBe(keys[i]);
+      }
+    });
+    expect(timedOut).toBeGreaterThan(0);
+    process.kill(victim.pid, 'SIGCONT');
+    // Recovery: once the node answers again, its keys read normally.
+    let recovered = false;
+    for (let attempt = 0; attempt < 50 && !recovered; attempt++) {
+      const again = await l2.getMany(keys);
+      recovered = again.every((v, i) => v?.toString() === keys[i]);
+      if (!recovered) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(recovered).toBe(true);
+  });
+
+  it('with no cluster there, calls fail fast with a typed error instead of queueing', async () => {
+    const l2 = new L2Client({ redis: '127.0.0.1:1', l2TimeoutMs: 200, connectTimeoutMs: 200 });
+    onTestFinished(() => l2.close());
+    const start = performance.now();
+    const [v] = await l2.getMany(['anything']);
+    expect(performance.now() - start).toBeLessThan(1000);
+    expect(v).toBeInstanceOf(HotshieldError);
+    expect(['HS_ERR_L2_UNAVAILABLE', 'HS_ERR_L2_TIMEOUT']).toContain((v as HotshieldError).code);
+    await expect(l2.get('anything')).rejects.toBeInstanceOf(HotshieldError);
+    await expect(l2.set('k', 'v', 0)).rejects.toBeInstanceOf(HotshieldError);
+  });
+
+  it('validates its options, naming the one to fix', () => {
+    const bad = (options: L2ClientOptions, name: RegExp) => {
+      try {
+        new L2Client(options);
+      } catch (e) {
+        expect((e as HotshieldError).code).toBe('HS_ERR_REDIS_OPTION');
+        expect((e as Error).message).toMatch(name);
+        return;
+      }
+      throw new Error('expected HS_ERR_REDIS_OPTION');
+    };
+    bad({ redis: '' }, /seed/);
+    bad({ redis: 'localhost' }, /host:port/);
+    bad({ redis: '127.0.0.1:70000' }, /host:port/);
+    bad({ redis: 42 as unknown as string }, /redis must be/);
+    bad({ redis: '127.0.0.1:7000', l2TimeoutMs: 0 }, /l2TimeoutMs/);
+    bad({ redis: '127.0.0.1:7000', connectTimeoutMs: 1.5 }, /connectTimeoutMs/);
+    bad({ redis: '127.0.0.1:7000', slotsRefreshIntervalMs: -1 }, /slotsRefreshIntervalMs/);
+  });
+});
