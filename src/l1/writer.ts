@@ -535,6 +535,13 @@ export class L1Writer {
 
 /** Release everything `threadId` held (reader lines, writer role): call on worker 'exit'. */
 export function releaseThread(handle: L1Handle, threadId: number): number {
+  // worker.threadId reads -1 once the worker has exited: read it before, at spawn time.
+  if (!Number.isSafeInteger(threadId) || threadId < 0) {
+    throw new L1Error(
+      'HS_ERR_L1_OPTION',
+      `releaseThread needs the worker's threadId as read while it ran (got ${threadId})`,
+    );
+  }
   const layout = readLayout(handle?.sab);
   const v = makeViews(handle.sab, layout);
   Atomics.compareExchange(v.header, H.WRITER_OWNER, threadId + 1, 0);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { createL1, L1Table, L1Writer } from '../../../src/l1/index.ts';
+import { createL1, L1Table, L1Writer, releaseThread } from '../../../src/l1/index.ts';
 import { bytes, FOREVER, l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
 
 describe('L1 get/set', () => {
@@ -266,6 +266,12 @@ describe('L1 handles and roles', () => {
     expect(third.size).toBe(1);
     third.close();
     expect(l1ErrorCode(() => third.set('k', bytes('v'), FOREVER))).toBe('HS_ERR_L1_CLOSED');
+  });
+
+  it('releaseThread refuses a threadId read after the worker exited (-1)', () => {
+    const { handle } = makeL1();
+    expect(l1ErrorCode(() => releaseThread(handle, -1))).toBe('HS_ERR_L1_OPTION');
+    expect(releaseThread(handle, 12345)).toBe(0);
   });
 
   it('reader slots are bounded and released on close', () => {
