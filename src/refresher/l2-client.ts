@@ -78,7 +78,9 @@ export function parseSeeds(seeds: string): Array<{ host: string; port: number }>
 function toL2Error(error: unknown): HotshieldError {
   if (error instanceof HotshieldError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new HotshieldError('HS_ERR_L2_UNAVAILABLE', `Redis: ${message}`, { cause: error });
+  // ioredis' per-node commandTimeout can fire before our deadline: it is a timeout too.
+  const code = /timed out/i.test(message) ? 'HS_ERR_L2_TIMEOUT' : 'HS_ERR_L2_UNAVAILABLE';
+  return new HotshieldError(code, `Redis: ${message}`, { cause: error });
 }
 
 export class L2Client {

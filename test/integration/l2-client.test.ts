@@ -111,7 +111,7 @@ describe('L2Client', () => {
     const start = performance.now();
     const values = await l2.getMany(keys);
     const took = performance.now() - start;
-    expect(took).toBeLessThan(300 + 500); // the deadline, plus slack for a loaded machine
+    expect(took).toBeLessThan(300 + 1500); // the deadline, plus slack for a loaded machine
     let timedOut = 0;
     values.forEach((v, i) => {
       if (onVictim(keys[i])) {
