@@ -9,6 +9,8 @@ export const ErrorCodes = {
   HS_ERR_L2_TIMEOUT: 'HS_ERR_L2_TIMEOUT',
   /** Redis refused or failed the call (connection closed, cluster down, …). */
   HS_ERR_L2_UNAVAILABLE: 'HS_ERR_L2_UNAVAILABLE',
+  /** Too many keys are being fetched at once: the bound on in-flight fetches was reached. */
+  HS_ERR_QUEUE_FULL: 'HS_ERR_QUEUE_FULL',
   /** An option describing the Redis connection is invalid (the message names it). */
   HS_ERR_REDIS_OPTION: 'HS_ERR_REDIS_OPTION',
 } as const;

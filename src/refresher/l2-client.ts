@@ -75,7 +75,8 @@ export function parseSeeds(seeds: string): Array<{ host: string; port: number }>
   });
 }
 
-function toL2Error(error: unknown): HotshieldError {
+/** Any failure of a Redis call as a typed L2 error. */
+export function toL2Error(error: unknown): HotshieldError {
   if (error instanceof HotshieldError) return error;
   const message = error instanceof Error ? error.message : String(error);
   // ioredis' per-node commandTimeout can fire before our deadline: it is a timeout too.

@@ -1,10 +1,11 @@
 /**
  * The refresher's Redis client against real clusters: per-node batching, redirects,
- * deadlines on a hung master, a cluster that is not there, and option validation.
+ * deadlines on a hung master, a cluster that is not there, and option validation. The
+ * tests count commands on the masters, so they use clusters no other test file touches.
  */
 import calculateSlot from 'cluster-key-slot';
-import { describe, expect, inject, it, onTestFinished } from 'vitest';
-import { startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import { HotshieldError } from '../../src/errors.ts';
 import { L2Client, type L2ClientOptions } from '../../src/refresher/l2-client.ts';
 import { clusterClient, nodeClient } from '../fixtures/redis-clients.ts';
@@ -21,9 +22,15 @@ async function getCalls(port: number): Promise<number> {
   return Number(/cmdstat_get:calls=(\d+)/.exec(info)?.[1] ?? 0);
 }
 
+let shared: RedisClusterHandle;
+beforeAll(async () => {
+  shared = await startRedisCluster({ masters: 3 });
+});
+afterAll(() => shared?.stop());
+
 describe('L2Client', () => {
   it('reads many keys with one pipeline per master, straight to the owner of each slot', async () => {
-    const seeds = inject('redisSeeds');
+    const seeds = shared.seeds;
     const writer = clusterClient(seeds);
     const keys = Array.from({ length: 300 }, (_, i) => `l2:batch:${i}`);
     await Promise.all(keys.map((k, i) => (i % 10 === 0 ? writer.del(k) : writer.set(k, `v${i}`))));
@@ -51,7 +58,7 @@ describe('L2Client', () => {
   });
 
   it('follows a redirect for a key whose slot it routed to the wrong master', async () => {
-    const seeds = inject('redisSeeds');
+    const seeds = shared.seeds;
     const writer = clusterClient(seeds);
     await writer.set('l2:moved', 'here');
     const cluster = clusterClient(seeds);
@@ -80,7 +87,7 @@ describe('L2Client', () => {
   });
 
   it('writes with a TTL and deletes', async () => {
-    const seeds = inject('redisSeeds');
+    const seeds = shared.seeds;
     const l2 = await connect({ redis: seeds });
     await l2.set('l2:ttl', Buffer.from([0, 1, 2, 255]), 60_000);
     expect([...((await l2.get('l2:ttl')) ?? [])]).toEqual([0, 1, 2, 255]);
