@@ -131,8 +131,8 @@ export class L2Client {
       );
     }
     // Connection trouble is reported through call results; an 'error' event without a
-    // listener would crash the thread.
-    this.#client.on('error', () => {});
+    // listener would crash the thread. A client passed in keeps its owner's listeners.
+    if (this.#owned) this.#client.on('error', () => {});
   }
 
   get isCluster(): boolean {

@@ -86,6 +86,24 @@ describe('L2Client', () => {
     expect(await moved()).toBeGreaterThan(movedBefore);
   });
 
+  it('talks to a standalone Redis by redis:// URL (here one cluster node, which answers MOVED for slots it does not own)', async () => {
+    const writer = clusterClient(shared.seeds);
+    await writer.cluster('SLOTS');
+    const port = shared.nodes[0].port;
+    const ownedBy = (k: string, p: number) =>
+      writer.slots[calculateSlot(k)][0] === `127.0.0.1:${p}`;
+    const mine = Array.from({ length: 200 }, (_, i) => `sa:${i}`).find((k) => ownedBy(k, port))!;
+    const theirs = Array.from({ length: 200 }, (_, i) => `sa:${i}`).find((k) => !ownedBy(k, port))!;
+    await writer.set(mine, 'local');
+    const l2 = await connect({ redis: `redis://127.0.0.1:${port}` });
+    expect(l2.isCluster).toBe(false);
+    const [a, b] = await l2.getMany([mine, theirs]);
+    expect(a?.toString()).toBe('local');
+    expect(b).toBeInstanceOf(HotshieldError);
+    expect((b as HotshieldError).code).toBe('HS_ERR_L2_UNAVAILABLE');
+    expect((b as Error).message).toMatch(/MOVED/);
+  });
+
   it('writes with a TTL and deletes', async () => {
     const seeds = shared.seeds;
     const l2 = await connect({ redis: seeds });
