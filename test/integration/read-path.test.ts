@@ -59,7 +59,7 @@ describe('read path: singleflight → batcher → L2', () => {
     const results = await Promise.all(keys.map(read));
     expect((await totalGets(seeds)) - before).toBe(1000);
     expect(batcher.batches).toBe(Math.ceil(1000 / 512));
-    results.forEach((r, i) => expect(r?.toString()).toBe(keys[i]));
+    for (let i = 0; i < keys.length; i++) expect(results[i]?.toString()).toBe(keys[i]);
   });
 });
 
