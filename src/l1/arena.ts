@@ -37,14 +37,14 @@ export function writeEntry(
 ): void {
   const w = off >>> 2;
   const u32 = v.arenaU32;
-  u32[w] = totalBytes;
-  u32[w + 1] = f.hash;
-  u32[w + 2] = f.slot;
-  u32[w + 3] = keyLen;
-  u32[w + 4] = value.length;
-  u32[w + 5] = f.flags;
-  u32[w + 6] = f.version;
-  u32[w + 7] = accessWord(f.version, 0);
+  u32[w + E.TOTAL_BYTES / 4] = totalBytes;
+  u32[w + E.HASH / 4] = f.hash;
+  u32[w + E.SLOT / 4] = f.slot;
+  u32[w + E.KEY_LEN / 4] = keyLen;
+  u32[w + E.VALUE_LEN / 4] = value.length;
+  u32[w + E.FLAGS / 4] = f.flags;
+  u32[w + E.VERSION / 4] = f.version;
+  u32[w + E.ACCESS / 4] = accessWord(f.version, 0);
   const d = off >>> 3;
   v.arenaF64[d + E.STORED_AT / 8] = f.storedAt;
   v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] = f.softExpiresAt;

@@ -15,7 +15,7 @@
  */
 
 import type { KeyBytes } from './key-bytes.ts';
-import { E, EMPTY_TAG, MAX_PROBE } from './layout.ts';
+import { E, EMPTY_TAG, MAX_PROBE, SLOT_PTR, SLOT_TAG, SLOT_WORDS } from './layout.ts';
 import type { Views } from './views.ts';
 
 export interface ProbeResult {
@@ -40,7 +40,7 @@ export function entryHasKey(
   if (off < 0 || off + E.KEY + len > arenaBytes) return false;
   const w = off >>> 2;
   const a32 = v.arenaU32;
-  if (a32[w + 1] !== hash || a32[w + 3] !== len) return false;
+  if (a32[w + E.HASH / 4] !== hash || a32[w + E.KEY_LEN / 4] !== len) return false;
   // Entry keys start 8-byte aligned, so compare whole words, then the tail bytes.
   const kw = w + E.KEY / 4;
   const words = key.words;
@@ -65,12 +65,12 @@ export function findKey(
   const tag = tagOf(hash);
   let s = hash & mask;
   for (let p = 0; p < MAX_PROBE; p++, s = (s + 1) & mask) {
-    const t = index[2 * s];
+    const t = index[SLOT_WORDS * s + SLOT_TAG];
     if (t === EMPTY_TAG) return false;
     if (t !== tag) continue;
     // acquire: pairs with the writer's Atomics.store publishing this pointer, so the
     // entry's bytes written before it are visible to the plain reads that follow.
-    const ptr = Atomics.load(index, 2 * s + 1);
+    const ptr = Atomics.load(index, SLOT_WORDS * s + SLOT_PTR);
     if (ptr !== 0 && entryHasKey(v, ptr, key, len, hash)) {
       out.slot = s;
       out.ptr = ptr;
@@ -98,8 +98,8 @@ export function findSlotForWrite(
   let free = -1;
   let s = hash & mask;
   for (let p = 0; p < MAX_PROBE; p++, s = (s + 1) & mask) {
-    const t = index[2 * s];
-    const ptr = index[2 * s + 1];
+    const t = index[SLOT_WORDS * s + SLOT_TAG];
+    const ptr = index[SLOT_WORDS * s + SLOT_PTR];
     if (t === EMPTY_TAG) {
       if (free < 0) free = s;
       break;
@@ -123,9 +123,10 @@ export function findSlotForWrite(
 /** Writer only: point `slot` at a new entry (publish). */
 export function publish(v: Views, slot: number, hash: number, ptr: number): void {
   const index = v.index;
-  if (index[2 * slot] !== tagOf(hash)) Atomics.store(index, 2 * slot, tagOf(hash));
+  if (index[SLOT_WORDS * slot + SLOT_TAG] !== tagOf(hash))
+    Atomics.store(index, SLOT_WORDS * slot + SLOT_TAG, tagOf(hash));
   // publish: pairs with the reader's Atomics.load of the pointer in findKey.
-  Atomics.store(index, 2 * slot + 1, ptr);
+  Atomics.store(index, SLOT_WORDS * slot + SLOT_PTR, ptr);
 }
 
 /**
@@ -136,12 +137,28 @@ export function publish(v: Views, slot: number, hash: number, ptr: number): void
 export function unlink(v: Views, slot: number): void {
   const index = v.index;
   const mask = v.layout.slotCount - 1;
-  Atomics.store(index, 2 * slot + 1, 0);
+  Atomics.store(index, SLOT_WORDS * slot + SLOT_PTR, 0);
   let s = slot;
   for (let n = 0; n < v.layout.slotCount; n++) {
-    if (index[2 * ((s + 1) & mask)] !== EMPTY_TAG) return;
-    if (index[2 * s + 1] !== 0 || index[2 * s] === EMPTY_TAG) return;
-    Atomics.store(index, 2 * s, EMPTY_TAG);
+    if (index[SLOT_WORDS * ((s + 1) & mask) + SLOT_TAG] !== EMPTY_TAG) return;
+    if (index[SLOT_WORDS * s + SLOT_PTR] !== 0 || index[SLOT_WORDS * s + SLOT_TAG] === EMPTY_TAG)
+      return;
+    Atomics.store(index, SLOT_WORDS * s + SLOT_TAG, EMPTY_TAG);
     s = (s - 1) & mask;
   }
+}
+
+/** Writer only: the pointer in `slot` (0 = none). The writer is its only writer, so a plain read. */
+export function slotPtr(v: Views, slot: number): number {
+  return v.index[SLOT_WORDS * slot + SLOT_PTR];
+}
+
+/** Writer only: empty every slot, pointers first so no probe follows a half-cleared slot. */
+export function clearIndex(v: Views): void {
+  const index = v.index;
+  const slots = v.layout.slotCount;
+  for (let s = 0; s < slots; s++) {
+    if (index[SLOT_WORDS * s + SLOT_PTR] !== 0) Atomics.store(index, SLOT_WORDS * s + SLOT_PTR, 0);
+  }
+  for (let s = 0; s < slots; s++) Atomics.store(index, SLOT_WORDS * s + SLOT_TAG, EMPTY_TAG);
 }

@@ -128,6 +128,8 @@ export const COUNTER_STATE = { EMPTY: 0, CLAIMING: 1, READY: 2 } as const;
 
 /** Index slot: two u32 words. Tag 0 = never used (ends a probe); ptr 0 = no entry. */
 export const SLOT_WORDS = 2;
+export const SLOT_TAG = 0;
+export const SLOT_PTR = 1;
 export const EMPTY_TAG = 0;
 /** A probe sequence never looks at more slots than this: caps CPU under hash flooding. */
 export const MAX_PROBE = 32;

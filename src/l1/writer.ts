@@ -38,11 +38,13 @@ import { bump } from './counts.ts';
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
 import {
+  clearIndex,
   findSlotForWrite,
   offsetToPtr,
   type ProbeResult,
   ptrToOffset,
   publish,
+  slotPtr,
   unlink,
 } from './index-table.ts';
 import { encodeKey, type KeyBytes, keyScratch } from './key-bytes.ts';
@@ -254,10 +256,7 @@ export class L1Writer {
   clear(): void {
     this.#assertOpen();
     const v = this.#v;
-    for (let s = 0; s < this.#layout.slotCount; s++) {
-      if (v.index[2 * s + 1] !== 0) Atomics.store(v.index, 2 * s + 1, 0);
-    }
-    for (let s = 0; s < this.#layout.slotCount; s++) Atomics.store(v.index, 2 * s, 0);
+    clearIndex(v);
     v.ghost.fill(0);
     this.#small.live = 0;
     this.#main.live = 0;
@@ -287,7 +286,7 @@ export class L1Writer {
     let cursor = v.header[H.SWEEP_CURSOR] % slots;
     let removed = 0;
     for (let n = 0; n < Math.min(maxSlots, slots); n++, cursor = (cursor + 1) % slots) {
-      const ptr = v.index[2 * cursor + 1];
+      const ptr = slotPtr(v, cursor);
       if (ptr === 0) continue;
       const off = ptrToOffset(ptr);
       if (now >= entryHardExpiresAt(v, off)) {
@@ -381,7 +380,7 @@ export class L1Writer {
       if (!plausibleSize(total, cursor, r.size)) return this.#resetRing(r);
       const slot = entrySlot(v, off);
       const ptr = offsetToPtr(off);
-      if (slot <= mask && v.index[2 * slot + 1] === ptr) {
+      if (slot <= mask && slotPtr(v, slot) === ptr) {
         // An entry that earned another lap but finds no room at the head ends this chunk:
         // once the chunk's bytes are free it gets its lap. Only the chunk's first entry
         // is evicted regardless, so every chunk makes progress.
@@ -468,7 +467,7 @@ export class L1Writer {
     let best = -1;
     let bestCount = 0;
     for (let p = 0, s = hash & mask; p < MAX_PROBE; p++, s = (s + 1) & mask) {
-      const ptr = v.index[2 * s + 1];
+      const ptr = slotPtr(v, s);
       if (ptr === 0) continue;
       const count = accessCount(v, ptrToOffset(ptr));
       if (best < 0 || count < bestCount) {
@@ -477,7 +476,7 @@ export class L1Writer {
       }
     }
     if (best < 0) return false;
-    this.#ringOf(v.index[2 * best + 1]).live--;
+    this.#ringOf(slotPtr(v, best)).live--;
     unlink(v, best);
     bump(v.header, WS.evictions);
     return true;
@@ -487,7 +486,7 @@ export class L1Writer {
   #resetRing(r: Ring): boolean {
     const v = this.#v;
     for (let s = 0; s < this.#layout.slotCount; s++) {
-      const ptr = v.index[2 * s + 1];
+      const ptr = slotPtr(v, s);
       if (ptr !== 0 && this.#ringOf(ptr) === r) unlink(v, s);
     }
     if (!this.#grace.wait()) return false;
@@ -527,7 +526,7 @@ export class L1Writer {
     this.#mainFilled = this.#main.used > this.#main.size / 2;
     // Live counts are derived, not stored: recount them from the index.
     for (let s = 0; s < this.#layout.slotCount; s++) {
-      const ptr = v.index[2 * s + 1];
+      const ptr = slotPtr(v, s);
       if (ptr !== 0) this.#ringOf(ptr).live++;
     }
   }
