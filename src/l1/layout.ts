@@ -263,7 +263,7 @@ export function planLayout(o: LayoutOptions): Layout {
     maxThreads: o.maxThreads,
     maxCounters: o.maxCounters,
     slotCount,
-    // Linear probing stays short (≈3.6 probes for a miss) up to 60 % load.
+    // Linear probing stays short (textbook estimate ≈3.6 probes for a miss) up to 60 % load.
     maxLiveEntries: Math.floor(slotCount * 0.6),
     maxKeyBytes: o.maxKeyBytes,
     maxValueBytes: o.maxValueBytes,

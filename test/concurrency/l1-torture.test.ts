@@ -7,7 +7,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createL1, L1Table, L1Writer, releaseThread } from '../../src/l1/index.ts';
-import { H, R, REGISTRY_LINE_WORDS } from '../../src/l1/layout.ts';
+import { H, HEADER_BYTES, R, REGISTRY_LINE_WORDS } from '../../src/l1/layout.ts';
 import { checkValue, makeValue } from '../fixtures/self-verifying.ts';
 import { CTL, newControl, nextMessage, startWorker, waitStarted } from '../fixtures/threads.ts';
 
@@ -150,7 +150,7 @@ describe('L1 torture: threads that die mid-operation', () => {
   function readerSeqs(handle: { sab: SharedArrayBuffer }, maxThreads: number): number[] {
     const l1 = new Int32Array(handle.sab);
     const out: number[] = [];
-    const base = 512 / 4;
+    const base = HEADER_BYTES / 4; // the registry follows the header
     for (let i = 0; i < maxThreads; i++)
       out.push(Atomics.load(l1, base + i * REGISTRY_LINE_WORDS + R.SEQ));
     return out;
@@ -178,15 +178,21 @@ describe('L1 torture: threads that die mid-operation', () => {
     return stored;
   }
 
-  it('a reader terminated mid-read: releaseThread frees it and the writer goes on', async () => {
+  /** A table holding one 256 KiB entry, so that a reader spends long inside each read. */
+  function tableWithBigEntry(revokeAfterMs: number) {
     const handle = createL1({
       bytes: 2 << 20,
       maxValueBytes: 256 * 1024,
       maxCounters: 64,
       maxThreads: 8,
     });
-    const writer = L1Writer.open(handle, { revokeAfterMs: 60_000 });
+    const writer = L1Writer.open(handle, { revokeAfterMs });
     writer.set('big', Buffer.alloc(256 * 1024, 1), { softTtlMs: 1e9 });
+    return { handle, writer };
+  }
+
+  it('a reader terminated mid-read: releaseThread frees it and the writer goes on', async () => {
+    const { handle, writer } = tableWithBigEntry(60_000);
     const deadThread = await killSpinnerMidRead(handle);
     // While the dead reader is registered inside a section, reclamation cannot finish…
     expect(fill(writer, 20_000)).toBeLessThan(20_000);
@@ -197,14 +203,7 @@ describe('L1 torture: threads that die mid-operation', () => {
   });
 
   it('a reader terminated mid-read and never reported is revoked after revokeAfterMs', async () => {
-    const handle = createL1({
-      bytes: 2 << 20,
-      maxValueBytes: 256 * 1024,
-      maxCounters: 64,
-      maxThreads: 8,
-    });
-    const writer = L1Writer.open(handle, { revokeAfterMs: 200 });
-    writer.set('big', Buffer.alloc(256 * 1024, 1), { softTtlMs: 1e9 });
+    const { handle, writer } = tableWithBigEntry(200);
     await killSpinnerMidRead(handle);
     const start = Date.now();
     let stored = 0;
