@@ -1,28 +1,48 @@
 /**
- * hotshield's typed errors above the L1 (which has its own catalogue in src/l1/errors.ts,
- * because l1 imports nothing of the project). Codes are the contract: they survive
- * `postMessage`, classes do not.
+ * hotshield's typed errors. Every error the library throws or rejects with carries a
+ * stable `code`; codes are the contract (they survive `postMessage`, classes do not).
+ * The L1 has its own class and catalogue (src/l1/errors.ts, because l1 imports nothing
+ * of the project); `ErrorCodes` below is the one list of both, documented in README.
  */
 
-export const ErrorCodes = {
-  /** A Redis call did not answer within its deadline. */
+import { L1ErrorCodes } from './l1/errors.ts';
+
+export const TierErrorCodes = {
+  /** An option is invalid; the message names it and says what it accepts. */
+  HS_ERR_OPTION: 'HS_ERR_OPTION',
+  /** A Redis call did not answer within its deadline (l2Timeout). */
   HS_ERR_L2_TIMEOUT: 'HS_ERR_L2_TIMEOUT',
-  /** Redis refused or failed the call (connection closed, cluster down, …). */
+  /** Redis refused or failed the call (connection closed, cluster down, circuit open…). */
   HS_ERR_L2_UNAVAILABLE: 'HS_ERR_L2_UNAVAILABLE',
-  /** Too many keys are being fetched at once: the bound on in-flight fetches was reached. */
+  /** A bound was reached (keys being fetched, or callers waiting in one thread). */
   HS_ERR_QUEUE_FULL: 'HS_ERR_QUEUE_FULL',
-  /** An option describing the Redis connection is invalid (the message names it). */
-  HS_ERR_REDIS_OPTION: 'HS_ERR_REDIS_OPTION',
+  /** The caller waited longer than its timeout for a value to arrive. */
+  HS_ERR_TIMEOUT: 'HS_ERR_TIMEOUT',
+  /** The loader threw or rejected; `cause` holds its error in the thread that ran it. */
+  HS_ERR_LOADER_FAILED: 'HS_ERR_LOADER_FAILED',
+  /** The loader did not settle within loaderTimeout. */
+  HS_ERR_LOADER_TIMEOUT: 'HS_ERR_LOADER_TIMEOUT',
+  /** A value could not be encoded or decoded with the codec. */
+  HS_ERR_CODEC: 'HS_ERR_CODEC',
+  /** An entry was stored with another codec than the one this reader decodes with. */
+  HS_ERR_CODEC_MISMATCH: 'HS_ERR_CODEC_MISMATCH',
+  /** The tier (or this thread's attachment) is closed. */
+  HS_ERR_CLOSED: 'HS_ERR_CLOSED',
+  /** attachTier was given something that is not a tier handle. */
+  HS_ERR_HANDLE: 'HS_ERR_HANDLE',
 } as const;
 
+export const ErrorCodes = { ...L1ErrorCodes, ...TierErrorCodes } as const;
+
+export type TierErrorCode = keyof typeof TierErrorCodes;
 export type ErrorCode = keyof typeof ErrorCodes;
 
 const kHotshieldError = Symbol.for('hotshield.error.HotshieldError');
 
 export class HotshieldError extends Error {
-  readonly code: ErrorCode;
+  readonly code: TierErrorCode;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: TierErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'HotshieldError';
     this.code = code;
@@ -36,4 +56,9 @@ export class HotshieldError extends Error {
       (value as Record<symbol, unknown>)[kHotshieldError] === true
     );
   }
+}
+
+/** Is `code` one of the tier's codes (as received in a message from another thread)? */
+export function isTierErrorCode(code: unknown): code is TierErrorCode {
+  return typeof code === 'string' && Object.hasOwn(TierErrorCodes, code);
 }

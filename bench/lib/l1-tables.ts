@@ -1,11 +1,11 @@
 /** How the L1 benchmarks create their tables, and the TTL every entry gets. */
 
-import { createL1, type L1Handle, type SetOptions } from '../../src/l1/index.ts';
+import { createL1, type L1Handle, type L1SetOptions } from '../../src/l1/index.ts';
 import { MAX_KEY_BYTES } from './keys.ts';
 
 /** Long enough that nothing expires during a run; the TTL checks on get happen anyway. */
 export const TTL_MS = 3_600_000;
-export const SET_OPTIONS: SetOptions = { softTtlMs: TTL_MS };
+export const SET_OPTIONS: L1SetOptions = { softTtlMs: TTL_MS };
 
 /** Entry header in the arena (src/l1/layout.ts); used only to size tables generously. */
 const L1_ENTRY_HEADER_BYTES = 56;

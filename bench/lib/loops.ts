@@ -14,7 +14,7 @@
  */
 
 import type { LRUCache } from 'lru-cache';
-import type { L1Table, L1Writer, SetOptions } from '../../src/l1/index.ts';
+import type { L1SetOptions, L1Table, L1Writer } from '../../src/l1/index.ts';
 import { URL_PREFIX } from './keys.ts';
 import type { Loop } from './measure.ts';
 
@@ -106,7 +106,7 @@ export function l1SetFresh(
   urls: readonly string[],
   order: Uint32Array,
   values: readonly Buffer[],
-  options: SetOptions,
+  options: L1SetOptions,
 ): Loop {
   const mask = order.length - 1;
   const valueMask = values.length - 1;

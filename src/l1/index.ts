@@ -15,8 +15,8 @@ export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
 export { type EntryState, type L1Entry, type L1Stats, L1Table } from './table.ts';
 export {
   type L1Handle,
+  type L1SetOptions,
   L1Writer,
   releaseThread,
-  type SetOptions,
   type WriterOptions,
 } from './writer.ts';

@@ -66,7 +66,7 @@ export interface L1Handle {
   readonly sab: SharedArrayBuffer;
 }
 
-export interface SetOptions {
+export interface L1SetOptions {
   /** Milliseconds until the entry should be refreshed (it is served as stale after). */
   softTtlMs: number;
   /** Milliseconds until the entry may no longer be served at all; ≥ softTtlMs. */
@@ -159,7 +159,7 @@ export class L1Writer {
    * the memory it needs); refusals are counted and the caller simply serves the value
    * uncached. A value over maxValueBytes throws HS_ERR_VALUE_TOO_LARGE.
    */
-  set(key: string | Uint8Array, value: Uint8Array, options: SetOptions): number {
+  set(key: string | Uint8Array, value: Uint8Array, options: L1SetOptions): number {
     this.#assertOpen();
     const v = this.#v;
     const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');

@@ -17,20 +17,27 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { HotshieldError } from '../errors.ts';
+import { Breaker } from './breaker.ts';
 import { withDeadline } from './deadline.ts';
+import { type RedisTarget, redisTargetOf } from './redis-target.ts';
 
 export interface L2ClientOptions {
   /**
-   * Cluster seeds as `host:port,host:port`, a `redis://` / `rediss://` URL for a
-   * standalone Redis, or an ioredis `Cluster` / `Redis` client (not closed by us).
+   * A RedisTarget (plain data, see redis-target.ts), cluster seeds as
+   * `host:port,host:port`, a `redis://` / `rediss://` URL for a standalone Redis, or an
+   * ioredis `Cluster` / `Redis` client used as it is (and not closed by us).
    */
-  redis: string | Cluster | Redis;
+  redis: RedisTarget | string | Cluster | Redis;
   /** Deadline of one read or write, in ms (default 250). */
   l2TimeoutMs?: number;
   /** TCP connect timeout per node, in ms (default 1000). */
   connectTimeoutMs?: number;
   /** How often the cluster's slot map is re-read, in ms (default 2000). */
   slotsRefreshIntervalMs?: number;
+  /** Consecutive failures that open a node's circuit (default 5). */
+  breakerThreshold?: number;
+  /** How long an open circuit refuses calls before one probe, in ms (default 1000). */
+  breakerCooldownMs?: number;
   username?: string;
   password?: string;
 }
@@ -44,10 +51,14 @@ const DEFAULTS = {
   l2TimeoutMs: 250,
   connectTimeoutMs: 1000,
   slotsRefreshIntervalMs: 2000,
+  breakerThreshold: 5,
+  breakerCooldownMs: 1000,
 } as const;
 
+const STANDALONE_NODE = 'redis';
+
 function optionError(message: string): HotshieldError {
-  return new HotshieldError('HS_ERR_REDIS_OPTION', message);
+  return new HotshieldError('HS_ERR_OPTION', message);
 }
 
 function positiveInt(name: string, value: number | undefined, fallback: number): number {
@@ -55,24 +66,6 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
   if (!Number.isSafeInteger(v) || v <= 0)
     throw optionError(`${name} must be a positive integer of milliseconds (got ${value})`);
   return v;
-}
-
-/** Parse `host:port,host:port` into ioredis startup nodes. */
-export function parseSeeds(seeds: string): Array<{ host: string; port: number }> {
-  const nodes = seeds
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
-  if (nodes.length === 0) throw optionError('redis must list at least one host:port seed');
-  return nodes.map((node) => {
-    const at = node.lastIndexOf(':');
-    const host = node.slice(0, at);
-    const port = Number(node.slice(at + 1));
-    if (at <= 0 || !Number.isInteger(port) || port < 1 || port > 65535) {
-      throw optionError(`redis seed "${node}" is not host:port`);
-    }
-    return { host, port };
-  });
 }
 
 /** Any failure of a Redis call as a typed L2 error. */
@@ -84,10 +77,55 @@ export function toL2Error(error: unknown): HotshieldError {
   return new HotshieldError(code, `Redis: ${message}`, { cause: error });
 }
 
+/**
+ * Does `error` say the node is unwell (timeout, connection lost, cluster down), rather
+ * than that this key's command was refused (WRONGTYPE, OOM…)?
+ */
+export function isNodeFailure(error: HotshieldError): boolean {
+  return (
+    error.code === 'HS_ERR_L2_TIMEOUT' ||
+    /closed|ECONN|EPIPE|CLUSTERDOWN|MASTERDOWN|LOADING|isn't ready|Too many Cluster redirections/i.test(
+      error.message,
+    )
+  );
+}
+
+/** Open a client for `target` with the settings a cache wants (see the header). */
+function openClient(
+  target: RedisTarget,
+  commandTimeout: number,
+  connectTimeout: number,
+  slotsRefreshInterval: number,
+): Cluster | Redis {
+  const auth = { username: target.username, password: target.password };
+  if (target.kind === 'standalone') {
+    return new Redis({
+      ...auth,
+      host: target.host,
+      port: target.port,
+      db: target.db,
+      tls: target.tls ? {} : undefined,
+      enableOfflineQueue: false,
+      commandTimeout,
+      connectTimeout,
+      maxRetriesPerRequest: 1,
+    });
+  }
+  return new Cluster(target.nodes, {
+    enableOfflineQueue: false,
+    slotsRefreshInterval,
+    slotsRefreshTimeout: connectTimeout,
+    scaleReads: 'master',
+    redisOptions: { ...auth, commandTimeout, connectTimeout },
+  });
+}
+
 export class L2Client {
   readonly #client: Cluster | Redis;
   readonly #owned: boolean;
   readonly #timeoutMs: number;
+  readonly #breaker: Breaker;
+  #readyEvent: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: L2ClientOptions) {
@@ -102,33 +140,21 @@ export class L2Client {
       options.slotsRefreshIntervalMs,
       DEFAULTS.slotsRefreshIntervalMs,
     );
-    const auth = { username: options.username, password: options.password };
+    this.#breaker = new Breaker(
+      positiveInt('breakerThreshold', options.breakerThreshold, DEFAULTS.breakerThreshold),
+      positiveInt('breakerCooldownMs', options.breakerCooldownMs, DEFAULTS.breakerCooldownMs),
+    );
     const redis = options.redis;
     if (redis instanceof Cluster || redis instanceof Redis) {
       this.#client = redis;
       this.#owned = false;
-    } else if (typeof redis === 'string' && /^rediss?:\/\//.test(redis)) {
-      this.#client = new Redis(redis, {
-        ...auth,
-        enableOfflineQueue: false,
-        commandTimeout: this.#timeoutMs,
-        connectTimeout,
-        maxRetriesPerRequest: 1,
-      });
-      this.#owned = true;
-    } else if (typeof redis === 'string') {
-      this.#client = new Cluster(parseSeeds(redis), {
-        enableOfflineQueue: false,
-        slotsRefreshInterval,
-        slotsRefreshTimeout: connectTimeout,
-        scaleReads: 'master',
-        redisOptions: { ...auth, commandTimeout: this.#timeoutMs, connectTimeout },
-      });
-      this.#owned = true;
     } else {
-      throw optionError(
-        'redis must be a seed list, a redis:// URL, or an ioredis Cluster/Redis client',
-      );
+      const target =
+        typeof redis === 'object' && redis !== null && 'kind' in redis
+          ? redis
+          : redisTargetOf(redis, { username: options.username, password: options.password });
+      this.#client = openClient(target, this.#timeoutMs, connectTimeout, slotsRefreshInterval);
+      this.#owned = true;
     }
     // Connection trouble is reported through call results; an 'error' event without a
     // listener would crash the thread. A client passed in keeps its owner's listeners.
@@ -142,8 +168,26 @@ export class L2Client {
   /** Resolves once the client is ready to take commands, or rejects after `timeoutMs`. */
   ready(timeoutMs: number): Promise<void> {
     if (this.#client.status === 'ready') return Promise.resolve();
-    const readyEvent = new Promise<void>((resolve) => this.#client.once('ready', () => resolve()));
-    return withDeadline(readyEvent, timeoutMs, 'connecting to Redis');
+    this.#readyEvent ??= new Promise<void>((resolve) =>
+      this.#client.once('ready', () => {
+        this.#readyEvent = undefined;
+        resolve();
+      }),
+    );
+    return withDeadline(this.#readyEvent, timeoutMs, 'connecting to Redis');
+  }
+
+  /**
+   * While the client is still connecting (a fresh refresher, a reconnect), a call waits
+   * for it within its own deadline instead of failing at once: the offline queue this
+   * client does not have, bounded by time. A closed client fails at once.
+   */
+  async #connected(deadlineAt: number): Promise<void> {
+    const status = this.#client.status;
+    if (status === 'ready') return;
+    if (this.#closed || status === 'end' || status === 'close')
+      throw new HotshieldError('HS_ERR_L2_UNAVAILABLE', `Redis: the connection is ${status}`);
+    await this.ready(Math.max(1, deadlineAt - performance.now()));
   }
 
   /** GET one key (null when absent). */
@@ -160,11 +204,16 @@ export class L2Client {
   async getMany(keys: readonly string[]): Promise<L2Read[]> {
     const out: L2Read[] = new Array(keys.length).fill(null);
     const deadlineAt = performance.now() + this.#timeoutMs;
+    try {
+      await this.#connected(deadlineAt);
+    } catch (error) {
+      return out.fill(toL2Error(error));
+    }
     const client = this.#client;
     if (!(client instanceof Cluster)) {
       await this.#pipelineGets(
         client,
-        'redis',
+        STANDALONE_NODE,
         keys,
         keys.map((_, i) => i),
         out,
@@ -201,6 +250,14 @@ export class L2Client {
     out: L2Read[],
     deadlineAt: number,
   ): Promise<void> {
+    if (!this.#breaker.allow(nodeKey, performance.now())) {
+      const e = new HotshieldError(
+        'HS_ERR_L2_UNAVAILABLE',
+        `Redis node ${nodeKey} is failing; its circuit is open (breakerCooldownMs)`,
+      );
+      for (const i of indexes) out[i] = e;
+      return;
+    }
     const pipeline = node.pipeline();
     for (const i of indexes) pipeline.getBuffer(keys[i]);
     try {
@@ -210,15 +267,24 @@ export class L2Client {
         `GET of ${indexes.length} keys on ${nodeKey}`,
       );
       // A redirect (slot moved or moving) is followed through the cluster client; any
-      // other error is that key's answer.
+      // other error is that key's answer. ioredis' own commandTimeout fails commands
+      // inside a pipeline that still resolves: those count against the node.
       const retry: number[] = [];
       const cluster = this.#client instanceof Cluster;
+      let nodeFailed = false;
       replies?.forEach(([error, value], j) => {
         if (error && cluster && REDIRECT.test(error.message)) retry.push(indexes[j]);
-        else out[indexes[j]] = error ? toL2Error(error) : ((value as Buffer | null) ?? null);
+        else if (error) {
+          const e = toL2Error(error);
+          nodeFailed ||= isNodeFailure(e);
+          out[indexes[j]] = e;
+        } else out[indexes[j]] = (value as Buffer | null) ?? null;
       });
+      if (nodeFailed) this.#breaker.failure(nodeKey, performance.now());
+      else this.#breaker.success(nodeKey);
       if (retry.length > 0) await this.#clusterGets(keys, retry, out, deadlineAt);
     } catch (error) {
+      this.#breaker.failure(nodeKey, performance.now());
       const e = toL2Error(error);
       for (const i of indexes) out[i] = e;
     }
@@ -247,22 +313,57 @@ export class L2Client {
   }
 
   /** SET with a TTL in ms (PX); `ttlMs` 0 means no expiry. */
-  async set(key: string, value: Buffer | string, ttlMs: number): Promise<void> {
-    try {
-      const command =
-        ttlMs > 0 ? this.#client.set(key, value, 'PX', ttlMs) : this.#client.set(key, value);
-      await withDeadline(command, this.#timeoutMs, `SET ${key}`);
-    } catch (error) {
-      throw toL2Error(error);
-    }
+  set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
+    const v = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+    return this.#write(key, `SET ${key}`, () =>
+      ttlMs > 0 ? this.#client.set(key, v, 'PX', ttlMs) : this.#client.set(key, v),
+    ).then(() => undefined);
   }
 
   /** DEL; true if the key existed. */
   async del(key: string): Promise<boolean> {
+    return (await this.#write(key, `DEL ${key}`, () => this.#client.del(key))) > 0;
+  }
+
+  /** The master node (`host:port`) that owns `key`'s slot, as far as the client knows. */
+  nodeOf(key: string): string {
+    const client = this.#client;
+    if (!(client instanceof Cluster)) return STANDALONE_NODE;
+    return client.slots[calculateSlot(key)]?.[0] ?? 'unknown';
+  }
+
+  /** Is the client connected and ready for commands? */
+  get isReady(): boolean {
+    return this.#client.status === 'ready';
+  }
+
+  /** Calls refused by open circuits, circuits opened, and the nodes open now. */
+  breakerState(): { rejected: number; opened: number; openNodes: string[] } {
+    return { ...this.#breaker.counts, openNodes: this.#breaker.openNodes(performance.now()) };
+  }
+
+  async #write<T>(key: string, what: string, command: () => Promise<T>): Promise<T> {
+    const node = this.nodeOf(key);
+    if (!this.#breaker.allow(node, performance.now())) {
+      throw new HotshieldError(
+        'HS_ERR_L2_UNAVAILABLE',
+        `Redis node ${node} is failing; its circuit is open (breakerCooldownMs)`,
+      );
+    }
     try {
-      return (await withDeadline(this.#client.del(key), this.#timeoutMs, `DEL ${key}`)) > 0;
+      const deadlineAt = performance.now() + this.#timeoutMs;
+      await this.#connected(deadlineAt);
+      const result = await withDeadline(
+        command(),
+        Math.max(1, deadlineAt - performance.now()),
+        what,
+      );
+      this.#breaker.success(node);
+      return result;
     } catch (error) {
-      throw toL2Error(error);
+      const e = toL2Error(error);
+      if (isNodeFailure(e)) this.#breaker.failure(node, performance.now());
+      throw e;
     }
   }
 

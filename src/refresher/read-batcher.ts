@@ -15,13 +15,15 @@ interface Pending {
 export class ReadBatcher {
   readonly #l2: L2Client;
   readonly #maxBatch: number;
+  readonly #onBatch: (keys: number) => void;
   #pending: Pending[] = [];
   #scheduled = false;
   #batches = 0;
 
-  constructor(l2: L2Client, maxBatch = 512) {
+  constructor(l2: L2Client, maxBatch = 512, onBatch: (keys: number) => void = () => {}) {
     this.#l2 = l2;
     this.#maxBatch = maxBatch;
+    this.#onBatch = onBatch;
   }
 
   /** The key's value, null if absent, or its typed error; never rejects. */
@@ -48,6 +50,7 @@ export class ReadBatcher {
     if (batch.length === 0) return;
     this.#pending = [];
     this.#batches++;
+    this.#onBatch(batch.length);
     this.#l2.getMany(batch.map((p) => p.key)).then(
       (reads) => {
         for (let i = 0; i < batch.length; i++) batch[i].resolve(reads[i]);

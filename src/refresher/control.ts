@@ -1,0 +1,146 @@
+/**
+ * The tier's control block: a small SharedArrayBuffer, next to the L1's, holding the
+ * tier's lifecycle words and its process-wide statistics. Every thread reads it without
+ * a message; it survives a refresher respawn (the counters keep counting).
+ *
+ *   Int32 words (bytes 0..15)        BigUint64 counters (from byte 64)
+ *   ┌───────┬────────┬────────────┬───────┐   ┌─────────┬────────┬─────┐
+ *   │ MAGIC │ CLOSED │ GENERATION │ STATE │   │ fetches │ joined │ …   │  (STAT_NAMES order)
+ *   └───────┴────────┴────────────┴───────┘   └─────────┴────────┴─────┘
+ *
+ * CLOSED is set once by tier.close(); GENERATION counts refresher starts (bumped and
+ * notified by each new refresher when it listens); STATE is the refresher's view of L2.
+ * Counters are added with Atomics.add from any thread and read with Atomics.load.
+ */
+
+import { HotshieldError } from '../errors.ts';
+
+const W = { MAGIC: 0, CLOSED: 1, GENERATION: 2, STATE: 3 } as const;
+const MAGIC = 0x48534331; // "HSC1"
+const COUNTERS_AT = 64;
+
+/** Refresher's view of L2 in STATE. */
+export const REFRESHER_STATE = { down: 0, starting: 1, l2Ready: 2, l2Down: 3 } as const;
+export type RefresherState = keyof typeof REFRESHER_STATE;
+
+export const STAT_NAMES = [
+  /** L2 reads started by the refresher (one per key per flight). */
+  'fetches',
+  /** Asks that joined a flight already running (coalesced in the refresher). */
+  'joined',
+  /** Asks answered from L1 because another ask had just refreshed the key. */
+  'alreadyFresh',
+  /** Pipelines sent to Redis for reads. */
+  'l2Batches',
+  /** Keys read (or refused) with an error. */
+  'l2Errors',
+  /** Absent keys cached as negative entries. */
+  'negativeStores',
+  /** Loader leases granted; loader failures and timeouts. */
+  'leases',
+  'loaderFailures',
+  'loaderTimeouts',
+  /** Writes through to Redis (set/delete/loader stores) and those that failed. */
+  'writes',
+  'writeErrors',
+  /** Values L1 could not take (served uncached). */
+  'l1Refused',
+  /** Asks refused because maxInFlight keys were being fetched. */
+  'queueFull',
+  /** Calls refused by an open circuit, and circuits opened (breaker.ts). */
+  'breakerRejected',
+  'breakerOpened',
+  /** Refresher starts after the first (respawns). */
+  'respawns',
+  /** Caller side, all threads: waits on a miss, waits that joined one in their thread, timeouts. */
+  'waits',
+  'localJoins',
+  'timeouts',
+  /** Background refreshes asked for by stale reads. */
+  'refreshes',
+] as const;
+export type StatName = (typeof STAT_NAMES)[number];
+export type ControlStats = Record<StatName, number>;
+
+const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((name, i) => [name, i])) as Record<
+  StatName,
+  number
+>;
+
+export const CONTROL_BYTES = COUNTERS_AT + STAT_NAMES.length * 8;
+
+export function createControl(): SharedArrayBuffer {
+  const sab = new SharedArrayBuffer(CONTROL_BYTES);
+  new Int32Array(sab)[W.MAGIC] = MAGIC;
+  return sab;
+}
+
+export class Control {
+  readonly #words: Int32Array;
+  readonly #counters: BigUint64Array;
+
+  constructor(sab: unknown) {
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== CONTROL_BYTES)
+      throw new HotshieldError('HS_ERR_HANDLE', 'not a hotshield tier handle (control block)');
+    this.#words = new Int32Array(sab, 0, 4);
+    if (Atomics.load(this.#words, W.MAGIC) !== MAGIC)
+      throw new HotshieldError('HS_ERR_HANDLE', 'not a hotshield tier handle (bad magic)');
+    this.#counters = new BigUint64Array(sab, COUNTERS_AT, STAT_NAMES.length);
+  }
+
+  get closed(): boolean {
+    return Atomics.load(this.#words, W.CLOSED) !== 0;
+  }
+
+  /** Mark the tier closed; true for the caller that closed it. */
+  close(): boolean {
+    return Atomics.compareExchange(this.#words, W.CLOSED, 0, 1) === 0;
+  }
+
+  get generation(): number {
+    return Atomics.load(this.#words, W.GENERATION);
+  }
+
+  /** A new refresher is listening: bump the generation and wake whoever waits for it. */
+  announceRefresher(): number {
+    const generation = Atomics.add(this.#words, W.GENERATION, 1) + 1;
+    Atomics.notify(this.#words, W.GENERATION);
+    return generation;
+  }
+
+  /** Resolves true once GENERATION exceeds `after`, false after `timeoutMs`. */
+  async waitForRefresher(after: number, timeoutMs: number): Promise<boolean> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      if (Atomics.load(this.#words, W.GENERATION) > after) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const w = Atomics.waitAsync(this.#words, W.GENERATION, after, left);
+      if (w.async) await w.value;
+    }
+  }
+
+  get state(): RefresherState {
+    const s = Atomics.load(this.#words, W.STATE);
+    return (
+      (Object.keys(REFRESHER_STATE) as RefresherState[]).find((k) => REFRESHER_STATE[k] === s) ??
+      'down'
+    );
+  }
+
+  setState(state: RefresherState): void {
+    Atomics.store(this.#words, W.STATE, REFRESHER_STATE[state]);
+  }
+
+  add(name: StatName, n = 1): void {
+    if (n !== 0) Atomics.add(this.#counters, STAT_INDEX[name], BigInt(n));
+  }
+
+  stats(): ControlStats {
+    const out = {} as ControlStats;
+    STAT_NAMES.forEach((name, i) => {
+      out[name] = Number(Atomics.load(this.#counters, i));
+    });
+    return out;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The messages between a tier's threads and its refresher, and the flags the refresher
+ * stores with each L1 entry.
+ *
+ * Transport: two BroadcastChannels named after the tier. Threads post asks on
+ * `hotshield:<tier>:ask`, which only the refresher listens to; the refresher posts
+ * replies on `hotshield:<tier>:reply`, which every attached thread listens to. Channels
+ * are joined by name, so a respawned refresher is reachable again with no hand-over,
+ * and no message goes through the main thread. A reply addressed to one client carries
+ * `to`; the others ignore it.
+ *
+ * Messages cross threads as structured clones and may come from a thread with a bug:
+ * the refresher parses every ask (`parseAsk`) and drops what does not fit.
+ */
+
+/** Which codec produced an entry's bytes; 0 means read from Redis, codec unknown. */
+export const CODEC_ID = { unknown: 0, msgpack: 1, raw: 2, utf8: 3 } as const;
+export type CodecId = (typeof CODEC_ID)[keyof typeof CODEC_ID];
+
+/**
+ * Entry flag bits: the low nibble is the CodecId. ABSENT marks a negative-cache entry
+ * (Redis had no such key); GONE additionally says a loader confirmed the origin has none,
+ * so callers with a loader accept it too.
+ */
+export const FLAG_CODEC_MASK = 0xf;
+export const FLAG_ABSENT = 0x10;
+export const FLAG_GONE = 0x20;
+
+export type Ask =
+  /** A caller missed L1 (or found it stale); `load`: it has a loader for a full miss. */
+  | { t: 'fetch'; key: string; from: string; load: boolean }
+  /** The lessee's loader produced a value. */
+  | { t: 'store'; key: string; from: string; value: Uint8Array; flags: number; ttlMs: number }
+  /** The lessee's loader says the key does not exist at the origin either. */
+  | { t: 'gone'; key: string; from: string }
+  /** The lessee's loader failed; the code is HS_ERR_LOADER_FAILED or _TIMEOUT. */
+  | { t: 'loadFailed'; key: string; from: string; code: string; message: string }
+  | {
+      t: 'set';
+      id: number;
+      key: string;
+      from: string;
+      value: Uint8Array;
+      flags: number;
+      ttlMs: number;
+    }
+  | { t: 'delete'; id: number; key: string; from: string };
+
+export type DoneStatus =
+  /** The value is in L1 now (or in `value` if L1 could not take it). */
+  | 'ok'
+  /** Redis has no such key; callers without a loader get undefined. */
+  | 'absent'
+  /** Neither Redis nor the loader has it: everyone gets undefined. */
+  | 'gone'
+  /** Failed with `code`. */
+  | 'error'
+  /** Redis has no such key and `to` should run its loader. */
+  | 'lease';
+
+export type Reply =
+  | {
+      t: 'done';
+      key: string;
+      status: DoneStatus;
+      to?: string;
+      code?: string;
+      message?: string;
+      value?: Uint8Array;
+      flags?: number;
+    }
+  | { t: 'ack'; id: number; to: string; code?: string; message?: string }
+  /** A refresher (re)started: threads re-send what they are still waiting for. */
+  | { t: 'hello'; generation: number };
+
+export function channelNames(tierId: string): { ask: string; reply: string } {
+  return { ask: `hotshield:${tierId}:ask`, reply: `hotshield:${tierId}:reply` };
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The ask in `data`, or undefined if it is not a well-formed one. */
+export function parseAsk(data: unknown): Ask | undefined {
+  if (typeof data !== 'object' || data === null) return undefined;
+  const m = data as Record<string, unknown>;
+  if (!isStr(m.key) || !isStr(m.from)) return undefined;
+  switch (m.t) {
+    case 'fetch':
+      return typeof m.load === 'boolean' ? (m as Ask) : undefined;
+    case 'store':
+    case 'set':
+      if (!(m.value instanceof Uint8Array) || !isInt(m.flags) || !isInt(m.ttlMs)) return undefined;
+      return m.t === 'store' || isInt(m.id) ? (m as Ask) : undefined;
+    case 'gone':
+      return m as Ask;
+    case 'loadFailed':
+      return isStr(m.code) && isStr(m.message) ? (m as Ask) : undefined;
+    case 'delete':
+      return isInt(m.id) ? (m as Ask) : undefined;
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,364 @@
+/**
+ * The refresher: the one thread of a process that talks to Redis and the only writer of
+ * L1 entries. It listens for asks on the tier's ask channel (protocol.ts) and answers on
+ * the reply channel.
+ *
+ * - Flights: one per key at a time (the process-wide singleflight). An ask for a key in
+ *   flight joins it. A new key beyond `maxInFlight` is refused with HS_ERR_QUEUE_FULL.
+ * - Reads go through the ReadBatcher: the keys asked for in one event-loop turn leave as
+ *   one pipeline per master (L2Client.getMany), each with its own deadline and breaker.
+ * - A landed value is written into L1 (soft TTL, then serve-stale until soft + stale),
+ *   an absent key as a short negative entry, then one `done` wakes every waiter.
+ * - Read-through: when Redis has no value (or cannot be reached) and some asker has a
+ *   loader, the first such asker gets a lease and runs it; everybody else keeps waiting
+ *   for the lessee's `store`, which is written to Redis and L1 like a set. A lessee that
+ *   never answers loses its lease after loaderTimeout (plus a margin for messaging).
+ * - Writes (set/delete) go to Redis first, then L1, then are acknowledged. A write that
+ *   arrives while a read of the same key is in flight marks that flight superseded: its
+ *   result is still handed to its waiters (it was a valid read) but not stored over the
+ *   write.
+ */
+
+import { BroadcastChannel } from 'node:worker_threads';
+import { HotshieldError } from '../errors.ts';
+import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
+import type { Control } from './control.ts';
+import { L2Client, type L2Read } from './l2-client.ts';
+import {
+  type Ask,
+  CODEC_ID,
+  channelNames,
+  FLAG_ABSENT,
+  FLAG_GONE,
+  parseAsk,
+  type Reply,
+} from './protocol.ts';
+import { ReadBatcher } from './read-batcher.ts';
+import type { RedisTarget } from './redis-target.ts';
+
+export interface RefresherConfig {
+  tierId: string;
+  redis: RedisTarget;
+  softTtlMs: number;
+  staleTtlMs: number;
+  negativeTtlMs: number;
+  loaderTimeoutMs: number;
+  maxInFlight: number;
+  l2TimeoutMs: number;
+  connectTimeoutMs: number;
+  slotsRefreshIntervalMs: number;
+  breakerThreshold: number;
+  breakerCooldownMs: number;
+}
+
+interface Flight {
+  readonly key: string;
+  /** Askers that have a loader, in arrival order; the first gets the lease. */
+  readonly loaders: string[];
+  lessee?: string;
+  leaseTimer?: NodeJS.Timeout;
+  superseded: boolean;
+}
+
+/** How much longer than loaderTimeout the refresher waits for a lessee's answer. */
+const LEASE_MARGIN_MS = 1000;
+const SWEEP_EVERY_MS = 500;
+
+export class Refresher {
+  readonly #config: RefresherConfig;
+  readonly #control: Control;
+  readonly #writer: L1Writer;
+  readonly #table: L1Table;
+  readonly #l2: L2Client;
+  readonly #batcher: ReadBatcher;
+  readonly #ask: BroadcastChannel;
+  readonly #reply: BroadcastChannel;
+  readonly #flights = new Map<string, Flight>();
+  readonly #sweep: NodeJS.Timeout;
+  #mirrored = { rejected: 0, opened: 0 };
+  #closed = false;
+
+  constructor(l1: L1Handle, control: Control, config: RefresherConfig) {
+    this.#config = config;
+    this.#control = control;
+    control.setState('starting');
+    // A refresher that starts after another one is its replacement (the first died).
+    this.#writer = L1Writer.open(l1, { takeover: control.generation > 0 });
+    this.#table = L1Table.attach(l1);
+    this.#l2 = new L2Client({
+      redis: config.redis,
+      l2TimeoutMs: config.l2TimeoutMs,
+      connectTimeoutMs: config.connectTimeoutMs,
+      slotsRefreshIntervalMs: config.slotsRefreshIntervalMs,
+      breakerThreshold: config.breakerThreshold,
+      breakerCooldownMs: config.breakerCooldownMs,
+    });
+    this.#batcher = new ReadBatcher(this.#l2, 512, () => control.add('l2Batches'));
+    const names = channelNames(config.tierId);
+    this.#ask = new BroadcastChannel(names.ask);
+    this.#reply = new BroadcastChannel(names.reply);
+    this.#ask.onmessage = (event) => this.#onAsk((event as MessageEvent).data);
+    this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
+    const generation = control.announceRefresher();
+    if (generation > 1) control.add('respawns');
+    this.#post({ t: 'hello', generation });
+    this.#l2.ready(config.connectTimeoutMs).then(
+      () => this.#housekeeping(),
+      () => this.#housekeeping(),
+    );
+  }
+
+  /** Stop: fail what is in flight, leave the channels, close Redis and the writer. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#sweep);
+    this.#ask.close();
+    for (const f of this.#flights.values()) clearTimeout(f.leaseTimer);
+    const keys = [...this.#flights.keys()];
+    this.#flights.clear();
+    for (const key of keys) {
+      this.#post({
+        t: 'done',
+        key,
+        status: 'error',
+        code: 'HS_ERR_CLOSED',
+        message: 'the tier is closed',
+      });
+    }
+    this.#reply.close();
+    this.#control.setState('down');
+    await this.#l2.close();
+    this.#writer.close();
+    this.#table.close();
+  }
+
+  /** Breaker and readiness details that only the refresher knows. */
+  l2State(): {
+    ready: boolean;
+    breakerRejected: number;
+    breakerOpened: number;
+    openNodes: string[];
+  } {
+    const b = this.#l2.breakerState();
+    return {
+      ready: this.#l2.isReady,
+      breakerRejected: b.rejected,
+      breakerOpened: b.opened,
+      openNodes: b.openNodes,
+    };
+  }
+
+  #housekeeping(): void {
+    if (this.#closed) return;
+    this.#control.setState(this.#l2.isReady ? 'l2Ready' : 'l2Down');
+    this.#writer.sweepExpired();
+    // The breaker lives in this thread; its counts are mirrored for every thread to read.
+    const b = this.#l2.breakerState();
+    this.#control.add('breakerRejected', b.rejected - this.#mirrored.rejected);
+    this.#control.add('breakerOpened', b.opened - this.#mirrored.opened);
+    this.#mirrored = { rejected: b.rejected, opened: b.opened };
+  }
+
+  #post(reply: Reply): void {
+    if (!this.#closed || reply.t === 'done') this.#reply.postMessage(reply);
+  }
+
+  #onAsk(data: unknown): void {
+    if (this.#closed) return;
+    const ask = parseAsk(data);
+    if (ask === undefined) return;
+    if (ask.t === 'fetch') this.#fetch(ask);
+    else if (ask.t === 'store') void this.#loaded(ask);
+    else if (ask.t === 'gone' || ask.t === 'loadFailed') this.#loadEnded(ask);
+    else void this.#write(ask);
+  }
+
+  #fetch(ask: Extract<Ask, { t: 'fetch' }>): void {
+    const { key, from } = ask;
+    let f = this.#flights.get(key);
+    if (f !== undefined) {
+      this.#control.add('joined');
+      if (ask.load && !f.loaders.includes(from)) f.loaders.push(from);
+      return;
+    }
+    // Another thread's ask refreshed the key a moment ago (asks cross in flight): L1 has
+    // it, fresh, so this one costs no Redis call.
+    const entry = this.#table.get(key);
+    if (
+      entry?.state === 'fresh' &&
+      (!ask.load || (entry.flags & FLAG_ABSENT) === 0 || (entry.flags & FLAG_GONE) !== 0)
+    ) {
+      this.#control.add('alreadyFresh');
+      const status =
+        (entry.flags & FLAG_ABSENT) === 0
+          ? 'ok'
+          : (entry.flags & FLAG_GONE) !== 0
+            ? 'gone'
+            : 'absent';
+      this.#post({ t: 'done', key, to: from, status });
+      return;
+    }
+    if (this.#flights.size >= this.#config.maxInFlight) {
+      this.#control.add('queueFull');
+      this.#post({
+        t: 'done',
+        key,
+        to: from,
+        status: 'error',
+        code: 'HS_ERR_QUEUE_FULL',
+        message: `${this.#config.maxInFlight} keys are already being fetched (maxInFlight)`,
+      });
+      return;
+    }
+    f = { key, loaders: ask.load ? [from] : [], superseded: false };
+    this.#flights.set(key, f);
+    this.#control.add('fetches');
+    const flight = f;
+    this.#batcher.read(key).then((read) => this.#landed(flight, read));
+  }
+
+  #landed(f: Flight, read: L2Read): void {
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    // With Redis failing or empty, a loader may still answer: the origin is the truth.
+    const leasable = f.loaders.length > 0 && !f.superseded;
+    if (read instanceof HotshieldError) {
+      this.#control.add('l2Errors');
+      if (leasable) this.#lease(f);
+      else this.#finish(f, { status: 'error', code: read.code, message: read.message });
+    } else if (read === null) {
+      if (leasable) this.#lease(f);
+      else {
+        if (!f.superseded) this.#storeNegative(f.key, FLAG_ABSENT);
+        this.#finish(f, { status: 'absent' });
+      }
+    } else if (f.superseded) {
+      this.#finish(f, { status: 'ok', value: read, flags: CODEC_ID.unknown });
+    } else {
+      this.#finishStored(f, read, CODEC_ID.unknown, 0);
+    }
+  }
+
+  #lease(f: Flight): void {
+    const to = f.loaders[0];
+    f.lessee = to;
+    this.#control.add('leases');
+    f.leaseTimer = setTimeout(() => {
+      if (this.#flights.get(f.key) !== f) return;
+      this.#control.add('loaderTimeouts');
+      this.#finish(f, {
+        status: 'error',
+        code: 'HS_ERR_LOADER_TIMEOUT',
+        message: `the loader for this key did not answer within ${this.#config.loaderTimeoutMs} ms (loaderTimeout)`,
+      });
+    }, this.#config.loaderTimeoutMs + LEASE_MARGIN_MS);
+    this.#post({ t: 'done', key: f.key, status: 'lease', to });
+  }
+
+  /** The flight `ask` answers, if its sender holds that flight's lease. */
+  #leaseOf(ask: { key: string; from: string }): Flight | undefined {
+    const f = this.#flights.get(ask.key);
+    return f !== undefined && f.lessee === ask.from ? f : undefined;
+  }
+
+  async #loaded(ask: Extract<Ask, { t: 'store' }>): Promise<void> {
+    const f = this.#leaseOf(ask);
+    if (f === undefined) return;
+    clearTimeout(f.leaseTimer);
+    f.lessee = undefined;
+    await this.#writeRedis(() => this.#l2.set(ask.key, ask.value, ask.ttlMs));
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    this.#finishStored(f, ask.value, ask.flags, ask.ttlMs);
+  }
+
+  #loadEnded(ask: Extract<Ask, { t: 'gone' | 'loadFailed' }>): void {
+    const f = this.#leaseOf(ask);
+    if (f === undefined) return;
+    if (ask.t === 'gone') {
+      this.#storeNegative(f.key, FLAG_ABSENT | FLAG_GONE);
+      this.#finish(f, { status: 'gone' });
+      return;
+    }
+    const timedOut = ask.code === 'HS_ERR_LOADER_TIMEOUT';
+    this.#control.add(timedOut ? 'loaderTimeouts' : 'loaderFailures');
+    this.#finish(f, {
+      status: 'error',
+      code: timedOut ? 'HS_ERR_LOADER_TIMEOUT' : 'HS_ERR_LOADER_FAILED',
+      message: ask.message,
+    });
+  }
+
+  async #write(ask: Extract<Ask, { t: 'set' | 'delete' }>): Promise<void> {
+    const { key } = ask;
+    const f = this.#flights.get(key);
+    if (f !== undefined) f.superseded = true;
+    const error = await this.#writeRedis(() =>
+      ask.t === 'set' ? this.#l2.set(key, ask.value, ask.ttlMs) : this.#l2.del(key),
+    );
+    if (this.#closed) return;
+    // A failed SET may or may not have been applied: drop the L1 copy either way, so the
+    // next read asks Redis rather than serving a value Redis may not hold.
+    if (ask.t === 'set' && error === undefined) this.#store(key, ask.value, ask.flags, ask.ttlMs);
+    else this.#writer.delete(key);
+    this.#post({ t: 'ack', id: ask.id, to: ask.from, code: error?.code, message: error?.message });
+  }
+
+  /** Run a Redis write, counting it; its typed error, or undefined on success. */
+  async #writeRedis(write: () => Promise<unknown>): Promise<HotshieldError | undefined> {
+    this.#control.add('writes');
+    try {
+      await write();
+      return undefined;
+    } catch (error) {
+      this.#control.add('writeErrors');
+      return error instanceof HotshieldError
+        ? error
+        : new HotshieldError('HS_ERR_L2_UNAVAILABLE', String(error), { cause: error });
+    }
+  }
+
+  #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
+    if (this.#store(f.key, value, flags, ttlMs)) this.#finish(f, { status: 'ok' });
+    else this.#finish(f, { status: 'ok', value, flags });
+  }
+
+  #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {
+    clearTimeout(f.leaseTimer);
+    this.#flights.delete(f.key);
+    this.#post({ t: 'done', key: f.key, ...outcome });
+  }
+
+  /**
+   * Write a value into L1: fresh for softTtl, then served stale until softTtl + staleTtl,
+   * both capped by the value's own Redis TTL when it has one. False if L1 refused it.
+   */
+  #store(key: string, value: Uint8Array, flags: number, ttlMs: number): boolean {
+    const c = this.#config;
+    const soft = ttlMs > 0 ? Math.min(c.softTtlMs, ttlMs) : c.softTtlMs;
+    const hard =
+      ttlMs > 0 ? Math.min(c.softTtlMs + c.staleTtlMs, ttlMs) : c.softTtlMs + c.staleTtlMs;
+    return this.#put(key, value, { softTtlMs: soft, hardTtlMs: hard, flags });
+  }
+
+  #storeNegative(key: string, flags: number): void {
+    const ttl = this.#config.negativeTtlMs;
+    if (ttl === 0) return;
+    if (this.#put(key, new Uint8Array(0), { softTtlMs: ttl, hardTtlMs: ttl, flags }))
+      this.#control.add('negativeStores');
+  }
+
+  #put(
+    key: string,
+    value: Uint8Array,
+    options: { softTtlMs: number; hardTtlMs: number; flags: number },
+  ): boolean {
+    let version = 0;
+    try {
+      version = this.#writer.set(key, value, options);
+    } catch {
+      // Too large for L1 (or a key L1 cannot hold): served uncached, counted below.
+    }
+    if (version === 0) this.#control.add('l1Refused');
+    return version !== 0;
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The refresher thread's entry point, run by a piscina pool of exactly one worker
+ * (tier/create.ts). The refresher starts when the module loads, from the pool's
+ * `workerData`, and serves asks over the tier's channels; piscina gives it respawn
+ * (a replacement worker loads this module again and takes over the L1 writer), and its
+ * task queue carries the few calls the owning thread makes: `close` and `state`.
+ */
+
+import { workerData } from 'node:worker_threads';
+import type { L1Handle } from '../l1/index.ts';
+import { Control } from './control.ts';
+import { Refresher, type RefresherConfig } from './refresher.ts';
+
+export interface RefresherWorkerData {
+  l1: L1Handle;
+  control: SharedArrayBuffer;
+  config: RefresherConfig;
+}
+
+export type RefresherTask = { op: 'close' } | { op: 'state' };
+
+const data = workerData as RefresherWorkerData;
+const refresher = new Refresher(data.l1, new Control(data.control), data.config);
+
+export default async function task(t: RefresherTask): Promise<unknown> {
+  if (t?.op === 'close') return refresher.close();
+  if (t?.op === 'state') return refresher.l2State();
+  throw new TypeError(`unknown refresher task ${JSON.stringify(t)}`);
+}

@@ -1,0 +1,174 @@
+/**
+ * Tier options: validated eagerly, in the thread that calls createTier, then frozen into
+ * a TierConfig of plain data that travels in the handle to every thread (and to the
+ * refresher). Names match the gateway's flags (`softTtl` ↔ `--soft-ttl`); durations take
+ * `500ms`/`3s` or milliseconds, sizes `256mb` or bytes. An error names the option.
+ */
+
+import type { Cluster, Redis } from 'ioredis';
+import { HotshieldError } from '../errors.ts';
+import { redisTargetOf } from '../refresher/redis-target.ts';
+import type { RefresherConfig } from '../refresher/refresher.ts';
+import { CODECS, type CodecName } from './codec.ts';
+import { parseBytes, parseDuration } from './units.ts';
+
+type Duration = number | string;
+type Size = number | string;
+
+export interface TierOptions {
+  /** Cluster seeds `host:port,…`, a `redis://` URL, or an ioredis client to copy settings from. */
+  redis: string | Cluster | Redis;
+  username?: string;
+  password?: string;
+  /** L1 byte budget for this process (default 64mb). */
+  l1Bytes?: Size;
+  /** Age after which a read returns the cached value and refreshes it in the background (default 3s). */
+  softTtl?: Duration;
+  /** How long past softTtl a value may still be served while it cannot be refreshed (default 30s). */
+  staleTtl?: Duration;
+  /** How long an absent key is remembered as absent (default 1s; 0 turns it off). */
+  negativeTtl?: Duration;
+  /** Value codec: 'msgpack' (default), 'raw' (Buffers) or 'utf8' (strings). */
+  codec?: CodecName;
+  /** Longest key in UTF-8 bytes (default 1024). */
+  maxKeyBytes?: number;
+  /** Largest value in bytes, encoded (default 1mb). */
+  maxValueBytes?: Size;
+  /** Threads that may attach to the tier at once, the refresher included (default 64). */
+  maxThreads?: number;
+  /** Keys the refresher fetches at once; beyond it asks fail with HS_ERR_QUEUE_FULL (default 10000). */
+  maxInFlight?: number;
+  /** Callers one thread may have waiting at once (default 100000). */
+  maxWaiting?: number;
+  /** How long a caller waits for a value or a write acknowledgement (default 1s). */
+  requestTimeout?: Duration;
+  /** Deadline of one Redis call (default 250ms). */
+  l2Timeout?: Duration;
+  /** TCP connect timeout per Redis node (default 1s). */
+  connectTimeout?: Duration;
+  /** How long a loader may run (default 5s). */
+  loaderTimeout?: Duration;
+  /** How often the cluster's slot map is re-read (default 2s). */
+  slotsRefreshInterval?: Duration;
+  /** Consecutive failures that open a Redis node's circuit (default 5). */
+  breakerThreshold?: number;
+  /** How long an open circuit refuses calls before one probe (default 1s). */
+  breakerCooldown?: Duration;
+}
+
+export interface TierConfig extends RefresherConfig {
+  codec: CodecName;
+  l1Bytes: number;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  maxThreads: number;
+  maxWaiting: number;
+  requestTimeoutMs: number;
+}
+
+const KNOWN = new Set([
+  'redis',
+  'username',
+  'password',
+  'l1Bytes',
+  'softTtl',
+  'staleTtl',
+  'negativeTtl',
+  'codec',
+  'maxKeyBytes',
+  'maxValueBytes',
+  'maxThreads',
+  'maxInFlight',
+  'maxWaiting',
+  'requestTimeout',
+  'l2Timeout',
+  'connectTimeout',
+  'loaderTimeout',
+  'slotsRefreshInterval',
+  'breakerThreshold',
+  'breakerCooldown',
+]);
+
+function optionError(message: string): HotshieldError {
+  return new HotshieldError('HS_ERR_OPTION', message);
+}
+
+function duration(name: string, value: unknown, fallback: number, min = 1): number {
+  if (value === undefined) return fallback;
+  const ms = parseDuration(value);
+  if (ms === undefined || !Number.isSafeInteger(ms) || ms < min) {
+    throw optionError(
+      `${name} must be a duration of at least ${min} ms, as milliseconds or like "500ms"/"3s" (got ${JSON.stringify(value)})`,
+    );
+  }
+  return ms;
+}
+
+function size(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  const bytes = parseBytes(value);
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes < 1) {
+    throw optionError(
+      `${name} must be a size, as bytes or like "64kb"/"256mb" (got ${JSON.stringify(value)})`,
+    );
+  }
+  return bytes;
+}
+
+function count(name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (!Number.isSafeInteger(value) || (value as number) < 1) {
+    throw optionError(`${name} must be a positive integer (got ${JSON.stringify(value)})`);
+  }
+  return value as number;
+}
+
+function optionalString(name: string, value: unknown): string | undefined {
+  if (value === undefined || typeof value === 'string') return value;
+  throw optionError(`${name} must be a string`);
+}
+
+/** Validate `options` and return the frozen configuration every thread shares. */
+export function tierConfigOf(options: TierOptions): TierConfig {
+  if (options === null || typeof options !== 'object') {
+    throw optionError('createTier needs an options object with at least { redis }');
+  }
+  for (const k of Object.keys(options)) if (!KNOWN.has(k)) throw optionError(`unknown option ${k}`);
+  if (options.redis === undefined)
+    throw optionError('redis is required: cluster seeds, a redis:// URL or an ioredis client');
+  const codec = options.codec ?? 'msgpack';
+  if (!CODECS.includes(codec))
+    throw optionError(`codec must be one of ${CODECS.join(', ')} (got ${JSON.stringify(codec)})`);
+  const softTtlMs = duration('softTtl', options.softTtl, 3000);
+  const l2TimeoutMs = duration('l2Timeout', options.l2Timeout, 250);
+  const requestTimeoutMs = duration('requestTimeout', options.requestTimeout, 1000);
+  return Object.freeze({
+    tierId: crypto.randomUUID(),
+    redis: redisTargetOf(options.redis, {
+      username: optionalString('username', options.username),
+      password: optionalString('password', options.password),
+    }),
+    codec,
+    l1Bytes: size('l1Bytes', options.l1Bytes, 64 * 1024 * 1024),
+    maxKeyBytes: count('maxKeyBytes', options.maxKeyBytes, 1024),
+    maxValueBytes: size('maxValueBytes', options.maxValueBytes, 1024 * 1024),
+    maxThreads: count('maxThreads', options.maxThreads, 64),
+    maxInFlight: count('maxInFlight', options.maxInFlight, 10_000),
+    maxWaiting: count('maxWaiting', options.maxWaiting, 100_000),
+    softTtlMs,
+    staleTtlMs: duration('staleTtl', options.staleTtl, 30_000, 0),
+    negativeTtlMs: duration('negativeTtl', options.negativeTtl, 1000, 0),
+    requestTimeoutMs,
+    l2TimeoutMs,
+    connectTimeoutMs: duration('connectTimeout', options.connectTimeout, 1000),
+    loaderTimeoutMs: duration('loaderTimeout', options.loaderTimeout, 5000),
+    slotsRefreshIntervalMs: duration('slotsRefreshInterval', options.slotsRefreshInterval, 2000),
+    breakerThreshold: count('breakerThreshold', options.breakerThreshold, 5),
+    breakerCooldownMs: duration('breakerCooldown', options.breakerCooldown, 1000),
+  });
+}
+
+/** A per-call duration option (`ttl`, `timeout`), validated like the tier's. */
+export function callDuration(name: string, value: unknown, fallback: number, min: number): number {
+  return duration(name, value, fallback, min);
+}

@@ -1,0 +1,578 @@
+/**
+ * Tier: one thread's handle on the read-through tier. Reads are served from the shared
+ * L1 without I/O; a miss (or a stale hit) asks the refresher, which does the Redis work
+ * once for the whole process and writes the result into L1 (protocol.ts).
+ *
+ * In this thread, callers waiting for the same key share one ask (`#pending`); across
+ * threads the refresher's flight does the coalescing. Every wait has a timer and every
+ * queue a bound (`maxWaiting` callers per thread), so a dead refresher or a hung Redis
+ * makes callers fail with a typed error, never hang.
+ */
+
+import { BroadcastChannel } from 'node:worker_threads';
+import { HotshieldError, isTierErrorCode, type TierErrorCode } from '../errors.ts';
+import { L1Error, type L1Handle, type L1Stats, L1Table } from '../l1/index.ts';
+import { Control, type ControlStats, type RefresherState } from '../refresher/control.ts';
+import {
+  type Ask,
+  channelNames,
+  FLAG_ABSENT,
+  FLAG_GONE,
+  type Reply,
+} from '../refresher/protocol.ts';
+import { type CodecName, codecId, decode, encode } from './codec.ts';
+import { callDuration, type TierConfig } from './options.ts';
+
+export const HANDLE_KIND = 'hotshield.tier/1';
+
+/** What createTier hands out and attachTier takes: plain data and two SharedArrayBuffers. */
+export interface TierHandle {
+  readonly kind: typeof HANDLE_KIND;
+  readonly l1: L1Handle;
+  readonly control: SharedArrayBuffer;
+  readonly config: TierConfig;
+}
+
+export type Loader = (key: string) => unknown | Promise<unknown>;
+
+export interface GetOptions {
+  /** Called on a full miss (not in L1, not in Redis); its result is stored in Redis and L1. */
+  loader?: Loader;
+  /** Redis TTL of a loaded value (default: none). */
+  ttl?: number | string;
+  /** How long to wait for the value (default: requestTimeout). */
+  timeout?: number | string;
+}
+
+export interface SetOptions {
+  /** Redis TTL of the value (default: none); L1 never keeps it longer. */
+  ttl?: number | string;
+  /** How long to wait for Redis to acknowledge (default: requestTimeout). */
+  timeout?: number | string;
+}
+
+export interface TierStats {
+  l1: L1Stats;
+  /** Process-wide counters (control.ts), summed over every thread and refresher life. */
+  tier: ControlStats;
+  refresher: { state: RefresherState; generation: number };
+  /** This thread only. */
+  thread: { waiting: number; pendingKeys: number };
+}
+
+interface Waiter {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+  loader?: Loader;
+  ttlMs: number;
+}
+
+interface Pending {
+  readonly key: string;
+  readonly waiters: Waiter[];
+  /** An ask with `load: true` went out for the current flight. */
+  askedLoad: boolean;
+  /** This thread holds the lease and its loader is running. */
+  loading: boolean;
+  loaderError?: unknown;
+}
+
+interface AckWaiter {
+  resolve: () => void;
+  reject: (error: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+/** Bound on the keys a thread remembers as being refreshed (cleared when reached). */
+const PENDING_REFRESH_LIMIT = 10_000;
+
+/**
+ * Attachments still open in this thread. When the thread ends normally their L1 reader
+ * lines are released (a `terminate()`d worker runs no exit hook: the owner can call
+ * `releaseThread(tier.handle.l1, threadId)` from the Worker's 'exit' event instead).
+ */
+const openTiers = new Set<() => void>();
+process.once('exit', () => {
+  for (const release of openTiers) release();
+});
+
+export class Tier {
+  readonly #handle: TierHandle;
+  readonly #config: TierConfig;
+  readonly #l1: L1Table;
+  readonly #control: Control;
+  readonly #codec: CodecName;
+  readonly #codecId: number;
+  readonly #clientId = crypto.randomUUID();
+  readonly #ask: BroadcastChannel;
+  readonly #reply: BroadcastChannel;
+  readonly #pending = new Map<string, Pending>();
+  readonly #acks = new Map<number, AckWaiter>();
+  /** Keys whose background refresh was asked for, and when this thread may ask again. */
+  readonly #refreshing = new Map<string, number>();
+  readonly #onClose: (() => Promise<void>) | undefined;
+  #generation: number;
+  #nextAck = 1;
+  #waiting = 0;
+  #closed = false;
+  #closing: Promise<void> | undefined;
+
+  /** Use createTier / attachTier. */
+  constructor(handle: TierHandle, onClose?: () => Promise<void>) {
+    this.#handle = handle;
+    this.#config = handle.config;
+    this.#control = new Control(handle.control);
+    if (this.#control.closed) throw closedError();
+    this.#l1 = L1Table.attach(handle.l1);
+    this.#codec = this.#config.codec;
+    this.#codecId = codecId(this.#codec);
+    this.#onClose = onClose;
+    this.#generation = this.#control.generation;
+    const names = channelNames(this.#config.tierId);
+    this.#ask = new BroadcastChannel(names.ask);
+    this.#reply = new BroadcastChannel(names.reply);
+    this.#reply.onmessage = (event) => this.#onReply((event as MessageEvent).data as Reply);
+    // Pending work keeps the thread alive through its timers; an idle tier must not.
+    this.#ask.unref();
+    this.#reply.unref();
+    openTiers.add(this.#release);
+  }
+
+  readonly #release = (): void => this.#l1.close();
+
+  /** Pass this to another thread (workerData) and call attachTier there. */
+  get handle(): TierHandle {
+    return this.#handle;
+  }
+
+  /**
+   * The value of `key`, or undefined if Redis (and the loader, if given) has none.
+   * A fresh L1 hit returns at once; a stale one returns at once and refreshes in the
+   * background; a miss waits for the refresher (at most `timeout`).
+   */
+  async get(key: string, options: GetOptions = {}): Promise<unknown> {
+    this.#assertOpen();
+    const loader = options.loader;
+    if (loader !== undefined && typeof loader !== 'function')
+      throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
+    const entry = this.#l1.get(checkKey(key, this.#config.maxKeyBytes));
+    if (entry !== undefined) {
+      const absent = (entry.flags & FLAG_ABSENT) !== 0;
+      // A negative entry stops a caller with a loader only if a loader put it there.
+      const final = !absent || loader === undefined || (entry.flags & FLAG_GONE) !== 0;
+      if (final) {
+        if (entry.state === 'stale') this.#refresh(key, loader !== undefined);
+        return absent ? undefined : decode(this.#codec, entry.value, entry.flags);
+      }
+    }
+    const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
+    const ttlMs = callDuration('ttl', options.ttl, 0, 0);
+    return this.#wait(key, loader, ttlMs, timeoutMs);
+  }
+
+  /** Write `value` to Redis (with `ttl` if given), then to L1; resolves once Redis acknowledged. */
+  async set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
+    this.#assertOpen();
+    checkKey(key, this.#config.maxKeyBytes);
+    const ttlMs = callDuration('ttl', options.ttl, 0, 0);
+    const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
+    const bytes = encode(this.#codec, value);
+    if (bytes.byteLength > this.#config.maxValueBytes) {
+      throw new L1Error(
+        'HS_ERR_VALUE_TOO_LARGE',
+        `the encoded value is ${bytes.byteLength} bytes; the limit is ${this.#config.maxValueBytes} (maxValueBytes)`,
+      );
+    }
+    const id = this.#nextAck++;
+    await this.#request(id, timeoutMs, {
+      t: 'set',
+      id,
+      key,
+      from: this.#clientId,
+      value: bytes,
+      flags: this.#codecId,
+      ttlMs,
+    });
+  }
+
+  /** Delete `key` from Redis, then from L1. */
+  async delete(key: string, options: { timeout?: number | string } = {}): Promise<void> {
+    this.#assertOpen();
+    checkKey(key, this.#config.maxKeyBytes);
+    const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
+    const id = this.#nextAck++;
+    await this.#request(id, timeoutMs, { t: 'delete', id, key, from: this.#clientId });
+  }
+
+  stats(): TierStats {
+    return {
+      l1: this.#l1.stats(),
+      tier: this.#control.stats(),
+      refresher: { state: this.#control.state, generation: this.#control.generation },
+      thread: { waiting: this.#waiting, pendingKeys: this.#pending.size },
+    };
+  }
+
+  /**
+   * Detach this thread: pending calls fail with HS_ERR_CLOSED. In the thread that
+   * created the tier it also stops the refresher, after which every thread's calls
+   * fail with HS_ERR_CLOSED. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    this.#failAll(closedError());
+    this.#ask.close();
+    this.#reply.close();
+    openTiers.delete(this.#release);
+    this.#l1.close();
+    await this.#onClose?.();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed || this.#control.closed) throw closedError();
+  }
+
+  #post(ask: Ask): void {
+    this.#ask.postMessage(ask);
+  }
+
+  #refresh(key: string, load: boolean): void {
+    const now = performance.now();
+    const notBefore = this.#refreshing.get(key);
+    if (notBefore !== undefined && now < notBefore) return;
+    if (this.#refreshing.size >= PENDING_REFRESH_LIMIT) this.#refreshing.clear();
+    // Until the refresher answers (or an L2 deadline and then some pass), one ask is enough.
+    this.#refreshing.set(key, now + this.#config.l2TimeoutMs * 4);
+    this.#control.add('refreshes');
+    this.#post({ t: 'fetch', key, from: this.#clientId, load });
+  }
+
+  #wait(
+    key: string,
+    loader: Loader | undefined,
+    ttlMs: number,
+    timeoutMs: number,
+  ): Promise<unknown> {
+    if (this.#waiting >= this.#config.maxWaiting) {
+      return Promise.reject(
+        new HotshieldError(
+          'HS_ERR_QUEUE_FULL',
+          `${this.#waiting} callers are already waiting in this thread (maxWaiting)`,
+        ),
+      );
+    }
+    let p = this.#pending.get(key);
+    if (p === undefined) {
+      p = { key, waiters: [], askedLoad: loader !== undefined, loading: false };
+      this.#pending.set(key, p);
+      this.#control.add('waits');
+      this.#post({ t: 'fetch', key, from: this.#clientId, load: p.askedLoad });
+    } else {
+      this.#control.add('localJoins');
+      if (loader !== undefined && !p.askedLoad) {
+        p.askedLoad = true;
+        this.#post({ t: 'fetch', key, from: this.#clientId, load: true });
+      }
+    }
+    const pending = p;
+    this.#waiting++;
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        loader,
+        ttlMs,
+        timer: setTimeout(() => {
+          this.#control.add('timeouts');
+          this.#settle(pending, waiter, undefined, timeoutError(key, timeoutMs));
+        }, timeoutMs),
+      };
+      pending.waiters.push(waiter);
+    });
+  }
+
+  /** Settle one waiter (with `error` if given) and forget the key once nobody waits. */
+  #settle(p: Pending, w: Waiter, value: unknown, error?: Error): void {
+    const i = p.waiters.indexOf(w);
+    if (i === -1) return;
+    p.waiters.splice(i, 1);
+    clearTimeout(w.timer);
+    this.#waiting--;
+    if (error === undefined) w.resolve(value);
+    else w.reject(error);
+    if (p.waiters.length === 0 && !p.loading && this.#pending.get(p.key) === p)
+      this.#pending.delete(p.key);
+  }
+
+  #settleAll(
+    p: Pending,
+    pick: (w: Waiter) => { value?: unknown; error?: Error } | undefined,
+  ): void {
+    for (const w of [...p.waiters]) {
+      const outcome = pick(w);
+      if (outcome !== undefined) this.#settle(p, w, outcome.value, outcome.error);
+    }
+  }
+
+  #onReply(reply: Reply): void {
+    if (this.#closed) return;
+    if (reply.t === 'hello') {
+      this.#onRefresherStart(reply.generation);
+      return;
+    }
+    if (reply.t === 'ack') {
+      if (reply.to !== this.#clientId) return;
+      const a = this.#acks.get(reply.id);
+      if (a === undefined) return;
+      this.#acks.delete(reply.id);
+      this.#waiting--;
+      clearTimeout(a.timer);
+      if (reply.code === undefined) a.resolve();
+      else a.reject(replyError(reply.code, reply.message));
+      return;
+    }
+    const { key } = reply;
+    // A lease tells every thread that Redis has no value: callers without a loader are
+    // answered now; only the addressee runs its loader.
+    if (reply.status === 'lease') {
+      const p = this.#pending.get(key);
+      if (p === undefined) return;
+      this.#settleAll(p, (w) => (w.loader === undefined ? { value: undefined } : undefined));
+      if (reply.to === this.#clientId) void this.#runLoader(p);
+      return;
+    }
+    if (reply.to !== undefined && reply.to !== this.#clientId) return;
+    if (reply.status === 'error')
+      this.#refreshing.set(key, performance.now() + this.#config.breakerCooldownMs);
+    else this.#refreshing.delete(key);
+    const p = this.#pending.get(key);
+    if (p === undefined) return;
+    switch (reply.status) {
+      case 'ok':
+        this.#delivered(p, reply.value, reply.flags ?? 0);
+        return;
+      case 'absent':
+        // Callers with a loader keep waiting: their `load` ask reached the refresher after
+        // this flight ended and starts the next one, which will be leased.
+        this.#settleAll(p, (w) => (w.loader === undefined ? { value: undefined } : undefined));
+        if (p.waiters.length > 0 && !p.askedLoad) {
+          p.askedLoad = true;
+          this.#post({ t: 'fetch', key, from: this.#clientId, load: true });
+        }
+        return;
+      case 'gone':
+        this.#settleAll(p, () => ({ value: undefined }));
+        return;
+      case 'error': {
+        const error = replyError(reply.code, reply.message, p.loaderError);
+        p.loaderError = undefined;
+        this.#settleAll(p, () => ({ error }));
+        return;
+      }
+    }
+  }
+
+  #delivered(p: Pending, value: Uint8Array | undefined, flags: number): void {
+    let bytes: Uint8Array | undefined = value;
+    let entryFlags = flags;
+    if (bytes === undefined) {
+      const entry = this.#l1.get(p.key);
+      if (entry === undefined || (entry.flags & FLAG_ABSENT) !== 0) {
+        // Evicted between the refresher's write and this read (rare): ask again; the
+        // waiters' own timers still bound the wait.
+        this.#post({ t: 'fetch', key: p.key, from: this.#clientId, load: p.askedLoad });
+        return;
+      }
+      bytes = entry.value;
+      entryFlags = entry.flags;
+    }
+    const data = bytes;
+    this.#settleAll(p, () => {
+      try {
+        return { value: decode(this.#codec, data, entryFlags) };
+      } catch (error) {
+        return { error: error as Error };
+      }
+    });
+  }
+
+  async #runLoader(p: Pending): Promise<void> {
+    if (p.loading) return;
+    const w = p.waiters.find((x) => x.loader !== undefined);
+    const from = this.#clientId;
+    const key = p.key;
+    if (w?.loader === undefined) {
+      this.#post({
+        t: 'loadFailed',
+        key,
+        from,
+        code: 'HS_ERR_LOADER_FAILED',
+        message: 'the caller with the loader has gone (timed out)',
+      });
+      return;
+    }
+    p.loading = true;
+    const loader = w.loader;
+    const ttlMs = w.ttlMs;
+    let ask: Ask;
+    try {
+      const value = await withLoaderTimeout(loader, key, this.#config.loaderTimeoutMs);
+      ask =
+        value === undefined
+          ? { t: 'gone', key, from }
+          : {
+              t: 'store',
+              key,
+              from,
+              value: this.#encodeLoaded(value),
+              flags: this.#codecId,
+              ttlMs,
+            };
+    } catch (error) {
+      const timedOut = error instanceof HotshieldError && error.code === 'HS_ERR_LOADER_TIMEOUT';
+      p.loaderError = error;
+      ask = {
+        t: 'loadFailed',
+        key,
+        from,
+        code: timedOut ? 'HS_ERR_LOADER_TIMEOUT' : 'HS_ERR_LOADER_FAILED',
+        message: `the loader for "${key}" failed: ${(error as Error)?.message ?? String(error)}`,
+      };
+    }
+    p.loading = false;
+    if (this.#closed) return;
+    if (p.waiters.length === 0 && this.#pending.get(key) === p) this.#pending.delete(key);
+    this.#post(ask);
+  }
+
+  #encodeLoaded(value: unknown): Uint8Array {
+    const bytes = encode(this.#codec, value);
+    if (bytes.byteLength > this.#config.maxValueBytes) {
+      throw new HotshieldError(
+        'HS_ERR_CODEC',
+        `the loaded value is ${bytes.byteLength} bytes encoded; the limit is ${this.#config.maxValueBytes} (maxValueBytes)`,
+      );
+    }
+    return bytes;
+  }
+
+  /** A new refresher knows nothing of the old one's flights: ask again, fail unacknowledged writes. */
+  #onRefresherStart(generation: number): void {
+    if (generation <= this.#generation) return;
+    this.#generation = generation;
+    for (const p of this.#pending.values()) {
+      if (!p.loading)
+        this.#post({ t: 'fetch', key: p.key, from: this.#clientId, load: p.askedLoad });
+    }
+    const lost = new HotshieldError(
+      'HS_ERR_L2_UNAVAILABLE',
+      'the refresher restarted before acknowledging this write; it may or may not have been applied',
+    );
+    for (const [id, a] of this.#acks) {
+      this.#acks.delete(id);
+      this.#waiting--;
+      clearTimeout(a.timer);
+      a.reject(lost);
+    }
+  }
+
+  #request(id: number, timeoutMs: number, ask: Ask): Promise<void> {
+    if (this.#waiting >= this.#config.maxWaiting) {
+      return Promise.reject(
+        new HotshieldError(
+          'HS_ERR_QUEUE_FULL',
+          `${this.#waiting} callers are already waiting in this thread (maxWaiting)`,
+        ),
+      );
+    }
+    this.#waiting++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.#acks.delete(id)) return;
+        this.#waiting--;
+        this.#control.add('timeouts');
+        reject(
+          new HotshieldError(
+            'HS_ERR_TIMEOUT',
+            `no acknowledgement for the write of "${ask.key}" within ${timeoutMs} ms (requestTimeout); it may still be applied`,
+          ),
+        );
+      }, timeoutMs);
+      this.#acks.set(id, { resolve, reject, timer });
+      this.#post(ask);
+    });
+  }
+
+  #failAll(error: Error): void {
+    for (const p of [...this.#pending.values()]) this.#settleAll(p, () => ({ error }));
+    this.#pending.clear();
+    for (const a of this.#acks.values()) {
+      clearTimeout(a.timer);
+      a.reject(error);
+    }
+    this.#acks.clear();
+    this.#waiting = 0;
+  }
+}
+
+function closedError(): HotshieldError {
+  return new HotshieldError('HS_ERR_CLOSED', 'the tier is closed');
+}
+
+function timeoutError(key: string, ms: number): HotshieldError {
+  return new HotshieldError(
+    'HS_ERR_TIMEOUT',
+    `no value for "${key}" within ${ms} ms (requestTimeout); Redis or the refresher is slow or down`,
+  );
+}
+
+function replyError(
+  code: string | undefined,
+  message: string | undefined,
+  cause?: unknown,
+): HotshieldError {
+  const c: TierErrorCode = isTierErrorCode(code) ? code : 'HS_ERR_L2_UNAVAILABLE';
+  return new HotshieldError(c, message ?? c, cause === undefined ? undefined : { cause });
+}
+
+/** The key, if it is one L1 can hold; else the same typed error L1 would throw. */
+function checkKey(key: string, maxKeyBytes: number): string {
+  if (typeof key !== 'string') throw new L1Error('HS_ERR_KEY_INVALID', 'key must be a string');
+  if (key.length === 0) throw new L1Error('HS_ERR_KEY_EMPTY', 'key must not be empty');
+  if (!key.isWellFormed())
+    throw new L1Error('HS_ERR_KEY_INVALID', 'key is not well-formed UTF-16 (lone surrogate)');
+  const bytes = Buffer.byteLength(key, 'utf8');
+  if (bytes > maxKeyBytes)
+    throw new L1Error(
+      'HS_ERR_KEY_TOO_LONG',
+      `key is ${bytes} UTF-8 bytes; the limit is ${maxKeyBytes} (maxKeyBytes)`,
+    );
+  return key;
+}
+
+async function withLoaderTimeout(loader: Loader, key: string, ms: number): Promise<unknown> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new HotshieldError(
+            'HS_ERR_LOADER_TIMEOUT',
+            `the loader for "${key}" took longer than ${ms} ms (loaderTimeout)`,
+          ),
+        ),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(() => loader(key)), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

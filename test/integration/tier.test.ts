@@ -1,0 +1,377 @@
+/**
+ * The tier through its public API, with real threads against a real cluster of its own
+ * (the tests count GETs on the masters with INFO commandstats).
+ */
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { attachTier, createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { commandCalls } from '../fixtures/commandstats.ts';
+import { clusterClient } from '../fixtures/redis-clients.ts';
+import { merged, runThreads } from '../fixtures/tier-threads.ts';
+
+let cluster: RedisClusterHandle;
+beforeAll(async () => {
+  cluster = await startRedisCluster({ masters: 3 });
+});
+afterAll(() => cluster?.stop());
+
+async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
+  const tier = await createTier({ redis: cluster.seeds, l1Bytes: '8mb', ...options });
+  onTestFinished(() => tier.close());
+  return tier;
+}
+
+const gets = () => commandCalls(cluster.seeds, 'get');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('coalescing across threads', () => {
+  it('10,000 concurrent gets of one uncached key over 4 threads cost exactly one Redis GET', async () => {
+    // The value is written by another application as a plain string: read it as utf8.
+    await clusterClient(cluster.seeds).set('t:viral', 'x');
+    const raw = await tierFor({ codec: 'utf8', requestTimeout: '20s' });
+    const before = await gets();
+    const results = await runThreads(
+      raw,
+      Array.from({ length: 4 }, () => ({ op: 'burst' as const, key: 't:viral', n: 2500 })),
+    );
+    expect((await gets()) - before).toBe(1);
+    const all = merged(results);
+    expect(all).toMatchObject({ reads: 10_000, values: { '"x"': 10_000 }, errors: {} });
+    const s = raw.stats();
+    expect(s.tier.fetches).toBe(1);
+    // At most one ask per thread; every other call joined its thread's ask or came late
+    // enough to find the value in L1.
+    expect(s.tier.waits).toBeLessThanOrEqual(4);
+    expect(s.tier.waits + s.tier.localJoins).toBeLessThanOrEqual(10_000);
+  });
+
+  it('sustained reads of a hot key: at most one GET per soft TTL, and no miss after the first', async () => {
+    const tier = await tierFor({ codec: 'utf8', softTtl: '250ms' });
+    await clusterClient(cluster.seeds).set('t:hot', 'hot');
+    expect(await tier.get('t:hot')).toBe('hot');
+    const before = await gets();
+    const started = performance.now();
+    const results = await runThreads(tier, [
+      { op: 'hot', key: 't:hot', durationMs: 2000 },
+      { op: 'hot', key: 't:hot', durationMs: 2000 },
+    ]);
+    const seconds = (performance.now() - started) / 1000;
+    const all = merged(results);
+    expect(all.errors).toEqual({});
+    expect(all.values).toEqual({ '"hot"': all.reads });
+    expect(all.reads).toBeGreaterThan(1000);
+    const fetched = (await gets()) - before;
+    // At most one refresh per soft TTL for the whole process (plus one in progress).
+    expect(fetched).toBeLessThanOrEqual(Math.ceil(seconds / 0.25) + 1);
+    expect(fetched).toBeGreaterThanOrEqual(3);
+    // Every read after the first was served from L1: nobody had to wait for Redis.
+    expect(tier.stats().tier.waits).toBe(1);
+  });
+});
+
+describe('batching and bounds', () => {
+  it('a burst of distinct missing keys costs one GET per key, sent in a few pipelines', async () => {
+    const tier = await tierFor({ codec: 'utf8', requestTimeout: '10s' });
+    const keys = Array.from({ length: 1000 }, (_, i) => `t:many:${i}`);
+    const redis = clusterClient(cluster.seeds);
+    await Promise.all(keys.map((k) => redis.set(k, k)));
+    const before = await gets();
+    const values = await Promise.all(keys.map((k) => tier.get(k)));
+    expect(values).toEqual(keys);
+    expect((await gets()) - before).toBe(1000);
+    // One pipeline per master per batch of up to 512 keys collected in one turn.
+    expect(tier.stats().tier.l2Batches).toBeLessThanOrEqual(10);
+  });
+
+  it('callers beyond maxWaiting in a thread, and keys beyond maxInFlight, fail at once with HS_ERR_QUEUE_FULL', async () => {
+    const waiting = await tierFor({ maxWaiting: 10 });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) => waiting.get(`t:bound:${i}`)),
+    );
+    const full = outcomes.filter(
+      (o) => o.status === 'rejected' && (o.reason as { code: string }).code === 'HS_ERR_QUEUE_FULL',
+    );
+    expect(full).toHaveLength(2);
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(10);
+
+    const inFlight = await tierFor({ maxInFlight: 1 });
+    const two = await Promise.allSettled([inFlight.get('t:flight:a'), inFlight.get('t:flight:b')]);
+    expect(two[0]).toEqual({ status: 'fulfilled', value: undefined });
+    expect(two[1]).toMatchObject({ status: 'rejected', reason: { code: 'HS_ERR_QUEUE_FULL' } });
+    expect(inFlight.stats().tier.queueFull).toBe(1);
+  });
+});
+
+describe('standalone Redis', () => {
+  it('works through a redis:// URL (a single node owning every slot)', async () => {
+    const single = await startRedisCluster({ masters: 1 });
+    onTestFinished(() => single.stop());
+    const tier = await createTier({ redis: `redis://${single.seeds}`, l1Bytes: '8mb' });
+    onTestFinished(() => tier.close());
+    await tier.set('t:sa', { standalone: true });
+    expect(await tier.get('t:sa')).toEqual({ standalone: true });
+    expect(await tier.get('t:sa:loaded', { loader: (k) => `loaded ${k}` })).toBe(
+      'loaded t:sa:loaded',
+    );
+    const keys = Array.from({ length: 100 }, (_, i) => `t:sa:${i}`);
+    expect(await Promise.all(keys.map((k) => tier.get(k)))).toEqual(keys.map(() => undefined));
+    expect(tier.stats().tier.l2Batches).toBeLessThanOrEqual(4);
+  });
+});
+
+describe('read-through with a loader', () => {
+  it('coalesces the loader across threads: one call, one Redis SET, everybody gets its value', async () => {
+    const tier = await tierFor();
+    const calls = new SharedArrayBuffer(4);
+    const setsBefore = await commandCalls(cluster.seeds, 'set');
+    const results = await runThreads(
+      tier,
+      Array.from({ length: 4 }, () => ({
+        op: 'load' as const,
+        key: 't:origin',
+        n: 250,
+        delayMs: 100,
+        calls,
+      })),
+    );
+    expect(new Int32Array(calls)[0]).toBe(1);
+    expect(merged(results)).toMatchObject({
+      reads: 1000,
+      values: { '{"loaded":"t:origin"}': 1000 },
+      errors: {},
+    });
+    expect((await commandCalls(cluster.seeds, 'set')) - setsBefore).toBe(1);
+    // Written to Redis with its TTL, and readable from L1 without the loader.
+    const redis = clusterClient(cluster.seeds);
+    const ttl = await redis.pttl('t:origin');
+    expect(ttl).toBeGreaterThan(5000);
+    expect(ttl).toBeLessThanOrEqual(10_000);
+    expect(await tier.get('t:origin')).toEqual({ loaded: 't:origin' });
+  });
+
+  it('a failing loader fails every waiter with HS_ERR_LOADER_FAILED; its error is the cause where it ran', async () => {
+    const tier = await tierFor();
+    const calls = new SharedArrayBuffer(4);
+    const results = await runThreads(tier, [
+      { op: 'load', key: 't:broken', n: 50, delayMs: 20, calls, fail: true },
+      { op: 'load', key: 't:broken', n: 50, delayMs: 20, calls, fail: true },
+    ]);
+    expect(new Int32Array(calls)[0]).toBe(1);
+    const all = merged(results);
+    expect(all.errors).toEqual({ HS_ERR_LOADER_FAILED: 100 });
+    expect(all.causes[0]).toBe('origin refused t:broken');
+    // Nothing was cached: the next call runs the loader again.
+    expect(await tier.get('t:broken', { loader: () => 'fixed' })).toBe('fixed');
+  });
+
+  it('a loader that hangs fails its waiters with HS_ERR_LOADER_TIMEOUT', async () => {
+    const tier = await tierFor({ loaderTimeout: '200ms' });
+    const started = performance.now();
+    const hang = () => new Promise(() => {});
+    const outcomes = await Promise.allSettled([
+      tier.get('t:hang', { loader: hang }),
+      tier.get('t:hang', { loader: hang }),
+      tier.get('t:hang'),
+    ]);
+    expect(performance.now() - started).toBeLessThan(1000);
+    for (const o of outcomes.slice(0, 2)) {
+      expect(o.status === 'rejected' && (o.reason as { code: string }).code).toBe(
+        'HS_ERR_LOADER_TIMEOUT',
+      );
+    }
+    // Without a loader, the third caller was answered as soon as Redis said it has no such key.
+    expect(outcomes[2]).toEqual({ status: 'fulfilled', value: undefined });
+  });
+
+  it('a loader returning undefined means absent everywhere, remembered for negativeTtl', async () => {
+    const tier = await tierFor({ negativeTtl: '5s' });
+    let calls = 0;
+    const loader = () => {
+      calls++;
+      return undefined;
+    };
+    expect(await tier.get('t:nowhere', { loader })).toBeUndefined();
+    expect(await tier.get('t:nowhere', { loader })).toBeUndefined();
+    expect(calls).toBe(1);
+    expect(tier.stats().tier.negativeStores).toBe(1);
+  });
+});
+
+describe('get / set / delete', () => {
+  it('round-trips structured values with msgpack: objects, Dates, Maps, Sets, typed arrays, BigInts', async () => {
+    const tier = await tierFor();
+    const value = {
+      s: 'héllo',
+      n: 1.5,
+      a: [1, 'two', null],
+      d: new Date(1_700_000_000_000),
+      m: new Map<unknown, unknown>([
+        [1, 'one'],
+        ['k', { nested: true }],
+      ]),
+      set: new Set([1, 2]),
+      f: new Float64Array([0.25, -1]),
+      b: new Uint8Array([0, 255]),
+      big: 2n ** 70n,
+    };
+    await tier.set('t:struct', value);
+    expect(await tier.get('t:struct')).toEqual(value);
+    // A fresh tier on the same cluster reads it back from Redis, not from its own L1.
+    const other = await tierFor();
+    expect(await other.get('t:struct')).toEqual(value);
+  });
+
+  it('raw and utf8 codecs store bytes and strings as they are, readable by other clients', async () => {
+    const raw = await tierFor({ codec: 'raw' });
+    await raw.set('t:raw', Buffer.from([1, 2, 3]));
+    expect(await raw.get('t:raw')).toEqual(Buffer.from([1, 2, 3]));
+    const utf8 = await tierFor({ codec: 'utf8' });
+    await utf8.set('t:text', 'plain text');
+    expect(await utf8.get('t:text')).toBe('plain text');
+    expect(await clusterClient(cluster.seeds).get('t:text')).toBe('plain text');
+    await expect(utf8.set('t:text', 42)).rejects.toMatchObject({ code: 'HS_ERR_CODEC' });
+    await expect(raw.set('t:raw', { not: 'bytes' })).rejects.toMatchObject({
+      code: 'HS_ERR_CODEC',
+    });
+  });
+
+  it('a reader never decodes an entry with another codec than the one that wrote it', async () => {
+    const tier = await tierFor({ codec: 'utf8' });
+    await tier.set('t:mixed', 'h');
+    const msgpackReader = attachTier({
+      ...tier.handle,
+      config: { ...tier.handle.config, codec: 'msgpack' },
+    });
+    onTestFinished(() => msgpackReader.close());
+    // 'h' is 0x68, which msgpack would happily read as the number 104.
+    await expect(msgpackReader.get('t:mixed')).rejects.toMatchObject({
+      code: 'HS_ERR_CODEC_MISMATCH',
+    });
+    const rawReader = attachTier({
+      ...tier.handle,
+      config: { ...tier.handle.config, codec: 'raw' },
+    });
+    onTestFinished(() => rawReader.close());
+    expect(await rawReader.get('t:mixed')).toEqual(Buffer.from('h'));
+  });
+
+  it('set writes through: Redis has the value and TTL, and the next read in this process sees it', async () => {
+    const tier = await tierFor();
+    await tier.set('t:w', 'first');
+    expect(await tier.get('t:w')).toBe('first');
+    await tier.set('t:w', 'second', { ttl: '2s' });
+    expect(await tier.get('t:w')).toBe('second');
+    const ttl = await clusterClient(cluster.seeds).pttl('t:w');
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(2000);
+    await tier.delete('t:w');
+    expect(await tier.get('t:w')).toBeUndefined();
+    expect(await clusterClient(cluster.seeds).exists('t:w')).toBe(0);
+  });
+
+  it('absent keys are negatively cached: a second read within negativeTtl costs no GET', async () => {
+    const tier = await tierFor({ negativeTtl: '5s' });
+    expect(await tier.get('t:absent')).toBeUndefined();
+    const before = await gets();
+    expect(await tier.get('t:absent')).toBeUndefined();
+    expect((await gets()) - before).toBe(0);
+  });
+
+  it('a stale value is served at once while one background refresh fetches the new one', async () => {
+    const tier = await tierFor({ codec: 'utf8', softTtl: '100ms' });
+    const redis = clusterClient(cluster.seeds);
+    await redis.set('t:stale', 'v1');
+    expect(await tier.get('t:stale')).toBe('v1');
+    await redis.set('t:stale', 'v2');
+    await sleep(150);
+    const before = await gets();
+    // Stale: every caller gets v1 at once, and one refresh is asked for.
+    expect(
+      await Promise.all([tier.get('t:stale'), tier.get('t:stale'), tier.get('t:stale')]),
+    ).toEqual(['v1', 'v1', 'v1']);
+    for (let i = 0; i < 100 && (await tier.get('t:stale')) !== 'v2'; i++) await sleep(10);
+    expect(await tier.get('t:stale')).toBe('v2');
+    expect((await gets()) - before).toBe(1);
+  });
+
+  it('rejects bad keys and values with typed errors and changes nothing', async () => {
+    const tier = await tierFor({ maxKeyBytes: 16, maxValueBytes: 64 });
+    const sets = await commandCalls(cluster.seeds, 'set');
+    await expect(tier.get('')).rejects.toMatchObject({ code: 'HS_ERR_KEY_EMPTY' });
+    await expect(tier.get('k'.repeat(17))).rejects.toMatchObject({ code: 'HS_ERR_KEY_TOO_LONG' });
+    await expect(tier.set('\ud800', 'x')).rejects.toMatchObject({ code: 'HS_ERR_KEY_INVALID' });
+    await expect(tier.get(42 as unknown as string)).rejects.toMatchObject({
+      code: 'HS_ERR_KEY_INVALID',
+    });
+    await expect(tier.set('k', 'x'.repeat(100))).rejects.toMatchObject({
+      code: 'HS_ERR_VALUE_TOO_LARGE',
+    });
+    await expect(tier.set('k', undefined)).rejects.toMatchObject({ code: 'HS_ERR_CODEC' });
+    await expect(tier.set('k', 'x', { ttl: -1 })).rejects.toMatchObject({ code: 'HS_ERR_OPTION' });
+    await expect(tier.get('k', { timeout: 'soon' })).rejects.toMatchObject({
+      code: 'HS_ERR_OPTION',
+    });
+    await expect(tier.get('k', { loader: 'no' as never })).rejects.toMatchObject({
+      code: 'HS_ERR_OPTION',
+    });
+    expect(await commandCalls(cluster.seeds, 'set')).toBe(sets);
+  });
+
+  it('a write that Redis refuses is reported with a typed error and leaves no L1 copy', async () => {
+    const tier = await tierFor({ codec: 'utf8' });
+    const redis = clusterClient(cluster.seeds);
+    await redis.del('t:list');
+    await redis.lpush('t:list', 'a');
+    // GET on a list is WRONGTYPE: a per-key error, reported to the caller.
+    await expect(tier.get('t:list')).rejects.toMatchObject({ code: 'HS_ERR_L2_UNAVAILABLE' });
+    expect(tier.stats().tier.l2Errors).toBeGreaterThanOrEqual(1);
+  });
+
+  it('stats cover the shared L1, the process-wide counters and this thread', async () => {
+    const tier = await tierFor();
+    await tier.set('t:s', 1);
+    await tier.get('t:s');
+    const s = tier.stats();
+    expect(s.l1.entries).toBeGreaterThanOrEqual(1);
+    expect(s.l1.hits).toBeGreaterThanOrEqual(1);
+    expect(s.tier.writes).toBe(1);
+    expect(s.refresher).toEqual({ state: 'l2Ready', generation: 1 });
+    expect(s.thread).toEqual({ waiting: 0, pendingKeys: 0 });
+  });
+});
+
+describe('close', () => {
+  it('is idempotent, fails later calls with HS_ERR_CLOSED in every thread, and refuses to attach', async () => {
+    const tier = await createTier({ redis: cluster.seeds, l1Bytes: '8mb' });
+    const other = attachTier(tier.handle);
+    await tier.set('t:c', 1);
+    await Promise.all([tier.close(), tier.close()]);
+    await expect(tier.get('t:c')).rejects.toMatchObject({ code: 'HS_ERR_CLOSED' });
+    await expect(other.get('t:c')).rejects.toMatchObject({ code: 'HS_ERR_CLOSED' });
+    await expect(other.set('t:c', 2)).rejects.toMatchObject({ code: 'HS_ERR_CLOSED' });
+    expect(() => attachTier(tier.handle)).toThrow(
+      expect.objectContaining({ code: 'HS_ERR_CLOSED' }),
+    );
+    await other.close();
+  });
+
+  it('fails calls still waiting with HS_ERR_CLOSED instead of leaving them hanging', async () => {
+    const tier = await createTier({ redis: cluster.seeds, l1Bytes: '8mb', loaderTimeout: '10s' });
+    const waiting = expect(
+      tier.get('t:slow', { loader: () => new Promise(() => {}) }),
+    ).rejects.toMatchObject({
+      code: 'HS_ERR_CLOSED',
+    });
+    await sleep(50);
+    await tier.close();
+    await waiting;
+  });
+
+  it('attachTier refuses anything that is not a tier handle', () => {
+    for (const bad of [undefined, null, {}, { kind: 'hotshield.tier/1' }, 'handle']) {
+      expect(() => attachTier(bad as never)).toThrow(
+        expect.objectContaining({ code: 'HS_ERR_HANDLE' }),
+      );
+    }
+  });
+});
