@@ -13,6 +13,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { HotshieldError, isTierErrorCode, type TierErrorCode } from '../errors.ts';
 import { L1Error, type L1Handle, type L1Stats, L1Table } from '../l1/index.ts';
 import { Control, type ControlStats, type RefresherState } from '../refresher/control.ts';
+import { raceTimeout } from '../refresher/deadline.ts';
 import {
   type Ask,
   channelNames,
@@ -556,23 +557,14 @@ function checkKey(key: string, maxKeyBytes: number): string {
   return key;
 }
 
-async function withLoaderTimeout(loader: Loader, key: string, ms: number): Promise<unknown> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new HotshieldError(
-            'HS_ERR_LOADER_TIMEOUT',
-            `the loader for "${key}" took longer than ${ms} ms (loaderTimeout)`,
-          ),
-        ),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([Promise.resolve().then(() => loader(key)), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+function withLoaderTimeout(loader: Loader, key: string, ms: number): Promise<unknown> {
+  return raceTimeout(
+    Promise.resolve().then(() => loader(key)),
+    ms,
+    () =>
+      new HotshieldError(
+        'HS_ERR_LOADER_TIMEOUT',
+        `the loader for "${key}" took longer than ${ms} ms (loaderTimeout)`,
+      ),
+  );
 }

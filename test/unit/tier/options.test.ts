@@ -112,6 +112,29 @@ describe('tier options', () => {
     }
   });
 
+  it('validates every duration, size and count option, naming it', () => {
+    const durations = [
+      'softTtl',
+      'staleTtl',
+      'negativeTtl',
+      'requestTimeout',
+      'l2Timeout',
+      'connectTimeout',
+      'loaderTimeout',
+      'slotsRefreshInterval',
+      'breakerCooldown',
+    ];
+    const sizes = ['l1Bytes', 'maxValueBytes'];
+    const counts = ['maxKeyBytes', 'maxThreads', 'maxInFlight', 'maxWaiting', 'breakerThreshold'];
+    for (const name of [...durations, ...sizes, ...counts]) {
+      for (const bad of ['x', -5, 1.5e300, true]) {
+        const e = optionError({ redis: SEEDS, [name]: bad });
+        expect(e.code).toBe('HS_ERR_OPTION');
+        expect(e.message.startsWith(`${name} must be`)).toBe(true);
+      }
+    }
+  });
+
   it('allows turning the negative cache and serve-stale off with 0', () => {
     const c = tierConfigOf({ redis: SEEDS, negativeTtl: 0, staleTtl: '0ms' });
     expect(c.negativeTtlMs).toBe(0);
