@@ -82,8 +82,9 @@ export class Refresher {
     this.#config = config;
     this.#control = control;
     control.setState('starting');
-    // A refresher that starts after another one is its replacement (the first died).
-    this.#writer = L1Writer.open(l1, { takeover: control.generation > 0 });
+    // The pool runs at most one refresher, so whoever held the writer role is dead (maybe
+    // before it could announce itself): take it over rather than crash-loop on it.
+    this.#writer = L1Writer.open(l1, { takeover: true });
     this.#table = L1Table.attach(l1);
     this.#l2 = new L2Client({
       redis: config.redis,
