@@ -84,7 +84,7 @@ export function toL2Error(error: unknown): HotshieldError {
 export function isNodeFailure(error: HotshieldError): boolean {
   return (
     error.code === 'HS_ERR_L2_TIMEOUT' ||
-    /closed|ECONN|EPIPE|CLUSTERDOWN|MASTERDOWN|LOADING|isn't ready|Too many Cluster redirections/i.test(
+    /closed|connection is|ECONN|EPIPE|CLUSTERDOWN|MASTERDOWN|LOADING|isn't ready|Too many Cluster redirections/i.test(
       error.message,
     )
   );
@@ -362,7 +362,10 @@ export class L2Client {
       return result;
     } catch (error) {
       const e = toL2Error(error);
+      // A refused write (WRONGTYPE, OOM) still proves the node answers: a half-open
+      // circuit must close on it, not wait for ever for a verdict.
       if (isNodeFailure(e)) this.#breaker.failure(node, performance.now());
+      else this.#breaker.success(node);
       throw e;
     }
   }

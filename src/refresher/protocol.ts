@@ -33,6 +33,8 @@ export type Ask =
   | { t: 'store'; key: string; from: string; value: Uint8Array; flags: number; ttlMs: number }
   /** The lessee's loader says the key does not exist at the origin either. */
   | { t: 'gone'; key: string; from: string }
+  /** The sender will not load the key after all (its callers left, it is closing). */
+  | { t: 'release'; key: string; from: string }
   /** The lessee's loader failed; the code is HS_ERR_LOADER_FAILED or _TIMEOUT. */
   | { t: 'loadFailed'; key: string; from: string; code: string; message: string }
   | {
@@ -55,7 +57,7 @@ export type DoneStatus =
   | 'gone'
   /** Failed with `code`. */
   | 'error'
-  /** Redis has no such key and `to` should run its loader. */
+  /** Redis has no value (or failed: `code`) and `to` should run its loader. */
   | 'lease';
 
 export type Reply =
@@ -71,7 +73,9 @@ export type Reply =
     }
   | { t: 'ack'; id: number; to: string; code?: string; message?: string }
   /** A refresher (re)started: threads re-send what they are still waiting for. */
-  | { t: 'hello'; generation: number };
+  | { t: 'hello'; generation: number }
+  /** The tier was closed: everything still waiting fails with HS_ERR_CLOSED. */
+  | { t: 'closed' };
 
 export function channelNames(tierId: string): { ask: string; reply: string } {
   return { ask: `hotshield:${tierId}:ask`, reply: `hotshield:${tierId}:reply` };
@@ -80,11 +84,22 @@ export function channelNames(tierId: string): { ask: string; reply: string } {
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isInt = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
 
+/** A key L1 and Redis can take: non-empty, well-formed, at most `maxKeyBytes` of UTF-8. */
+function isKey(v: unknown, maxKeyBytes: number): v is string {
+  return (
+    typeof v === 'string' &&
+    v.length > 0 &&
+    v.length <= maxKeyBytes &&
+    v.isWellFormed() &&
+    Buffer.byteLength(v) <= maxKeyBytes
+  );
+}
+
 /** The ask in `data`, or undefined if it is not a well-formed one. */
-export function parseAsk(data: unknown): Ask | undefined {
+export function parseAsk(data: unknown, maxKeyBytes: number): Ask | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const m = data as Record<string, unknown>;
-  if (!isStr(m.key) || !isStr(m.from)) return undefined;
+  if (!isKey(m.key, maxKeyBytes) || !isStr(m.from)) return undefined;
   switch (m.t) {
     case 'fetch':
       return typeof m.load === 'boolean' ? (m as Ask) : undefined;
@@ -93,6 +108,7 @@ export function parseAsk(data: unknown): Ask | undefined {
       if (!(m.value instanceof Uint8Array) || !isInt(m.flags) || !isInt(m.ttlMs)) return undefined;
       return m.t === 'store' || isInt(m.id) ? (m as Ask) : undefined;
     case 'gone':
+    case 'release':
       return m as Ask;
     case 'loadFailed':
       return isStr(m.code) && isStr(m.message) ? (m as Ask) : undefined;

@@ -38,6 +38,7 @@ import type { RedisTarget } from './redis-target.ts';
 
 export interface RefresherConfig {
   tierId: string;
+  maxKeyBytes: number;
   redis: RedisTarget;
   softTtlMs: number;
   staleTtlMs: number;
@@ -57,8 +58,12 @@ interface Flight {
   readonly loaders: string[];
   lessee?: string;
   leaseTimer?: NodeJS.Timeout;
+  /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
+  why?: HotshieldError;
   superseded: boolean;
 }
+
+const noop = (): void => {};
 
 /** How much longer than loaderTimeout the refresher waits for a lessee's answer. */
 const LEASE_MARGIN_MS = 1000;
@@ -116,17 +121,9 @@ export class Refresher {
     clearInterval(this.#sweep);
     this.#ask.close();
     for (const f of this.#flights.values()) clearTimeout(f.leaseTimer);
-    const keys = [...this.#flights.keys()];
     this.#flights.clear();
-    for (const key of keys) {
-      this.#post({
-        t: 'done',
-        key,
-        status: 'error',
-        code: 'HS_ERR_CLOSED',
-        message: 'the tier is closed',
-      });
-    }
+    // Every attachment fails what it still waits for (reads, leases, unacknowledged writes).
+    this.#post({ t: 'closed' });
     this.#reply.close();
     this.#control.setState('down');
     await this.#l2.close();
@@ -162,17 +159,24 @@ export class Refresher {
   }
 
   #post(reply: Reply): void {
-    if (!this.#closed || reply.t === 'done') this.#reply.postMessage(reply);
+    if (!this.#closed || reply.t === 'closed') this.#reply.postMessage(reply);
   }
 
   #onAsk(data: unknown): void {
     if (this.#closed) return;
-    const ask = parseAsk(data);
+    const ask = parseAsk(data, this.#config.maxKeyBytes);
     if (ask === undefined) return;
-    if (ask.t === 'fetch') this.#fetch(ask);
-    else if (ask.t === 'store') void this.#loaded(ask);
-    else if (ask.t === 'gone' || ask.t === 'loadFailed') this.#loadEnded(ask);
-    else void this.#write(ask);
+    // Nothing an ask carries may take the refresher down (a respawn loses every flight):
+    // a failure here leaves the asker to its own timer.
+    try {
+      if (ask.t === 'fetch') this.#fetch(ask);
+      else if (ask.t === 'store') this.#loaded(ask).catch(noop);
+      else if (ask.t === 'release') this.#released(ask);
+      else if (ask.t === 'gone' || ask.t === 'loadFailed') this.#loadEnded(ask);
+      else this.#write(ask).catch(noop);
+    } catch {
+      // Dropped, as above.
+    }
   }
 
   #fetch(ask: Extract<Ask, { t: 'fetch' }>): void {
@@ -222,17 +226,11 @@ export class Refresher {
   #landed(f: Flight, read: L2Read): void {
     if (this.#closed || this.#flights.get(f.key) !== f) return;
     // With Redis failing or empty, a loader may still answer: the origin is the truth.
-    const leasable = f.loaders.length > 0 && !f.superseded;
-    if (read instanceof HotshieldError) {
-      this.#control.add('l2Errors');
-      if (leasable) this.#lease(f);
-      else this.#finish(f, { status: 'error', code: read.code, message: read.message });
-    } else if (read === null) {
-      if (leasable) this.#lease(f);
-      else {
-        if (!f.superseded) this.#storeNegative(f.key, FLAG_ABSENT);
-        this.#finish(f, { status: 'absent' });
-      }
+    if (read instanceof HotshieldError || read === null) {
+      if (read !== null) this.#control.add('l2Errors');
+      f.why = read ?? undefined;
+      if (f.superseded) this.#unloaded(f);
+      else this.#lease(f);
     } else if (f.superseded) {
       this.#finish(f, { status: 'ok', value: read, flags: CODEC_ID.unknown });
     } else {
@@ -240,8 +238,13 @@ export class Refresher {
     }
   }
 
+  /** Lease the key to the first asker with a loader; with none left, answer what Redis said. */
   #lease(f: Flight): void {
     const to = f.loaders[0];
+    if (to === undefined) {
+      this.#unloaded(f);
+      return;
+    }
     f.lessee = to;
     this.#control.add('leases');
     f.leaseTimer = setTimeout(() => {
@@ -253,7 +256,38 @@ export class Refresher {
         message: `the loader for this key did not answer within ${this.#config.loaderTimeoutMs} ms (loaderTimeout)`,
       });
     }, this.#config.loaderTimeoutMs + LEASE_MARGIN_MS);
-    this.#post({ t: 'done', key: f.key, status: 'lease', to });
+    // The reason travels with the lease: callers without a loader get Redis's error, not
+    // a false "absent".
+    this.#post({
+      t: 'done',
+      key: f.key,
+      status: 'lease',
+      to,
+      code: f.why?.code,
+      message: f.why?.message,
+    });
+  }
+
+  /** Nobody will load the key: answer with what Redis said (absent, or its error). */
+  #unloaded(f: Flight): void {
+    if (f.why !== undefined) {
+      this.#finish(f, { status: 'error', code: f.why.code, message: f.why.message });
+      return;
+    }
+    if (!f.superseded) this.#storeNegative(f.key, FLAG_ABSENT);
+    this.#finish(f, { status: 'absent' });
+  }
+
+  /** An asker with a loader will not load after all (its callers left, it closed): next one. */
+  #released(ask: Extract<Ask, { t: 'release' }>): void {
+    const f = this.#flights.get(ask.key);
+    if (f === undefined) return;
+    const i = f.loaders.indexOf(ask.from);
+    if (i !== -1) f.loaders.splice(i, 1);
+    if (f.lessee !== ask.from) return;
+    clearTimeout(f.leaseTimer);
+    f.lessee = undefined;
+    this.#lease(f);
   }
 
   /** The flight `ask` answers, if its sender holds that flight's lease. */
@@ -267,6 +301,12 @@ export class Refresher {
     if (f === undefined) return;
     clearTimeout(f.leaseTimer);
     f.lessee = undefined;
+    // A write acknowledged while the loader ran wins: the loaded value answers this
+    // flight's callers but is stored nowhere.
+    if (f.superseded) {
+      this.#finish(f, { status: 'ok', value: ask.value, flags: ask.flags });
+      return;
+    }
     await this.#writeRedis(() => this.#l2.set(ask.key, ask.value, ask.ttlMs));
     if (this.#closed || this.#flights.get(f.key) !== f) return;
     this.#finishStored(f, ask.value, ask.flags, ask.ttlMs);
@@ -276,7 +316,7 @@ export class Refresher {
     const f = this.#leaseOf(ask);
     if (f === undefined) return;
     if (ask.t === 'gone') {
-      this.#storeNegative(f.key, FLAG_ABSENT | FLAG_GONE);
+      if (!f.superseded) this.#storeNegative(f.key, FLAG_ABSENT | FLAG_GONE);
       this.#finish(f, { status: 'gone' });
       return;
     }
@@ -298,9 +338,11 @@ export class Refresher {
     );
     if (this.#closed) return;
     // A failed SET may or may not have been applied: drop the L1 copy either way, so the
-    // next read asks Redis rather than serving a value Redis may not hold.
-    if (ask.t === 'set' && error === undefined) this.#store(key, ask.value, ask.flags, ask.ttlMs);
-    else this.#writer.delete(key);
+    // next read asks Redis rather than serving a value Redis may not hold. So does a
+    // value L1 could not take: the old one must not outlive the write.
+    const stored =
+      ask.t === 'set' && error === undefined && this.#store(key, ask.value, ask.flags, ask.ttlMs);
+    if (!stored) this.#writer.delete(key);
     this.#post({ t: 'ack', id: ask.id, to: ask.from, code: error?.code, message: error?.message });
   }
 
@@ -319,8 +361,13 @@ export class Refresher {
   }
 
   #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
-    if (this.#store(f.key, value, flags, ttlMs)) this.#finish(f, { status: 'ok' });
-    else this.#finish(f, { status: 'ok', value, flags });
+    if (this.#store(f.key, value, flags, ttlMs)) {
+      this.#finish(f, { status: 'ok' });
+      return;
+    }
+    // L1 could not take it: drop the older copy, and hand the value over in the reply.
+    this.#writer.delete(f.key);
+    this.#finish(f, { status: 'ok', value, flags });
   }
 
   #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {

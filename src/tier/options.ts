@@ -59,7 +59,6 @@ export interface TierOptions {
 export interface TierConfig extends RefresherConfig {
   codec: CodecName;
   l1Bytes: number;
-  maxKeyBytes: number;
   maxValueBytes: number;
   maxThreads: number;
   maxWaiting: number;
@@ -93,12 +92,18 @@ function optionError(message: string): HotshieldError {
   return new HotshieldError('HS_ERR_OPTION', message);
 }
 
+/**
+ * Longest duration accepted: Node's timers hold at most 2^31 − 1 ms (about 24.8 days)
+ * and turn anything longer into 1 ms; this leaves room for the margins added to it.
+ */
+export const MAX_DURATION_MS = 2_000_000_000;
+
 function duration(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const ms = parseDuration(value);
-  if (ms === undefined || !Number.isSafeInteger(ms) || ms < min) {
+  if (ms === undefined || !Number.isSafeInteger(ms) || ms < min || ms > MAX_DURATION_MS) {
     throw optionError(
-      `${name} must be a duration of at least ${min} ms, as milliseconds or like "500ms"/"3s" (got ${JSON.stringify(value)})`,
+      `${name} must be a duration from ${min} ms to ${MAX_DURATION_MS} ms, as milliseconds or like "500ms"/"3s" (got ${JSON.stringify(value)})`,
     );
   }
   return ms;

@@ -45,6 +45,14 @@ export interface GetOptions {
   timeout?: number | string;
 }
 
+export interface Lookup {
+  value: unknown;
+  /** 'hit': fresh in L1; 'stale': past softTtl in L1 (a refresh was asked for); 'miss': fetched now. */
+  cache: 'hit' | 'stale' | 'miss';
+  /** Milliseconds since the value was stored in L1 (0 on a miss). */
+  ageMs: number;
+}
+
 export interface SetOptions {
   /** Redis TTL of the value (default: none); L1 never keeps it longer. */
   ttl?: number | string;
@@ -153,6 +161,11 @@ export class Tier {
    * background; a miss waits for the refresher (at most `timeout`).
    */
   async get(key: string, options: GetOptions = {}): Promise<unknown> {
+    return (await this.lookup(key, options))?.value;
+  }
+
+  /** Like get, with where the value came from and its age (for HTTP `x-cache` and `age`). */
+  async lookup(key: string, options: GetOptions = {}): Promise<Lookup | undefined> {
     this.#assertOpen();
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
@@ -163,13 +176,17 @@ export class Tier {
       // A negative entry stops a caller with a loader only if a loader put it there.
       const final = !absent || loader === undefined || (entry.flags & FLAG_GONE) !== 0;
       if (final) {
-        if (entry.state === 'stale') this.#refresh(key, loader !== undefined);
-        return absent ? undefined : decode(this.#codec, entry.value, entry.flags);
+        const stale = entry.state === 'stale';
+        if (stale) this.#refresh(key);
+        if (absent) return undefined;
+        const value = decode(this.#codec, entry.value, entry.flags);
+        return { value, cache: stale ? 'stale' : 'hit', ageMs: entry.ageMs };
       }
     }
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
-    return this.#wait(key, loader, ttlMs, timeoutMs);
+    const value = await this.#wait(key, loader, ttlMs, timeoutMs);
+    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0 };
   }
 
   /** Write `value` to Redis (with `ttl` if given), then to L1; resolves once Redis acknowledged. */
@@ -227,6 +244,10 @@ export class Tier {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    // A flight must not wait for a loader of ours that will never report.
+    for (const p of this.#pending.values()) {
+      if (p.askedLoad || p.loading) this.#post({ t: 'release', key: p.key, from: this.#clientId });
+    }
     this.#failAll(closedError());
     this.#ask.close();
     this.#reply.close();
@@ -243,7 +264,8 @@ export class Tier {
     this.#ask.postMessage(ask);
   }
 
-  #refresh(key: string, load: boolean): void {
+  /** Ask for one background refresh (never a load: a caller with a loader has a value). */
+  #refresh(key: string): void {
     const now = performance.now();
     const notBefore = this.#refreshing.get(key);
     if (notBefore !== undefined && now < notBefore) return;
@@ -251,7 +273,7 @@ export class Tier {
     // Until the refresher answers (or an L2 deadline and then some pass), one ask is enough.
     this.#refreshing.set(key, now + this.#config.l2TimeoutMs * 4);
     this.#control.add('refreshes');
-    this.#post({ t: 'fetch', key, from: this.#clientId, load });
+    this.#post({ t: 'fetch', key, from: this.#clientId, load: false });
   }
 
   #wait(
@@ -327,6 +349,10 @@ export class Tier {
       this.#onRefresherStart(reply.generation);
       return;
     }
+    if (reply.t === 'closed') {
+      this.#failAll(closedError());
+      return;
+    }
     if (reply.t === 'ack') {
       if (reply.to !== this.#clientId) return;
       const a = this.#acks.get(reply.id);
@@ -339,13 +365,24 @@ export class Tier {
       return;
     }
     const { key } = reply;
-    // A lease tells every thread that Redis has no value: callers without a loader are
-    // answered now; only the addressee runs its loader.
+    // A lease tells every thread that Redis has no value (or failed: `code`): callers
+    // without a loader are answered now; only the addressee runs its loader, and one that
+    // cannot (its loader callers left) hands the lease back at once.
     if (reply.status === 'lease') {
       const p = this.#pending.get(key);
-      if (p === undefined) return;
-      this.#settleAll(p, (w) => (w.loader === undefined ? { value: undefined } : undefined));
-      if (reply.to === this.#clientId) void this.#runLoader(p);
+      if (p !== undefined) {
+        const why = reply.code === undefined ? undefined : replyError(reply.code, reply.message);
+        this.#settleAll(p, (w) =>
+          w.loader !== undefined
+            ? undefined
+            : why === undefined
+              ? { value: undefined }
+              : { error: why },
+        );
+      }
+      if (reply.to === this.#clientId && (p === undefined || !this.#startLoader(p))) {
+        this.#post({ t: 'release', key, from: this.#clientId });
+      }
       return;
     }
     if (reply.to !== undefined && reply.to !== this.#clientId) return;
@@ -359,10 +396,11 @@ export class Tier {
         this.#delivered(p, reply.value, reply.flags ?? 0);
         return;
       case 'absent':
-        // Callers with a loader keep waiting: their `load` ask reached the refresher after
-        // this flight ended and starts the next one, which will be leased.
+        // Callers with a loader keep waiting and ask again, with `load`: their first ask
+        // joined a flight that was not leased (it came too late, or a write superseded
+        // it). The refresher coalesces a duplicate.
         this.#settleAll(p, (w) => (w.loader === undefined ? { value: undefined } : undefined));
-        if (p.waiters.length > 0 && !p.askedLoad) {
+        if (p.waiters.length > 0) {
           p.askedLoad = true;
           this.#post({ t: 'fetch', key, from: this.#clientId, load: true });
         }
@@ -403,24 +441,20 @@ export class Tier {
     });
   }
 
-  async #runLoader(p: Pending): Promise<void> {
-    if (p.loading) return;
+  /** Run a waiting caller's loader for the lease on `p`; false if nobody here has one. */
+  #startLoader(p: Pending): boolean {
+    if (p.loading) return true;
     const w = p.waiters.find((x) => x.loader !== undefined);
+    if (w?.loader === undefined) return false;
+    p.loading = true;
+    this.#runLoader(p, w.loader, w.ttlMs).catch(() => {});
+    return true;
+  }
+
+  async #runLoader(p: Pending, loader: Loader, ttlMs: number): Promise<void> {
     const from = this.#clientId;
     const key = p.key;
-    if (w?.loader === undefined) {
-      this.#post({
-        t: 'loadFailed',
-        key,
-        from,
-        code: 'HS_ERR_LOADER_FAILED',
-        message: 'the caller with the loader has gone (timed out)',
-      });
-      return;
-    }
-    p.loading = true;
-    const loader = w.loader;
-    const ttlMs = w.ttlMs;
+    const generation = this.#generation;
     let ask: Ask;
     try {
       const value = await withLoaderTimeout(loader, key, this.#config.loaderTimeoutMs);
@@ -448,8 +482,32 @@ export class Tier {
     }
     p.loading = false;
     if (this.#closed) return;
+    if (generation !== this.#generation) {
+      // The refresher that leased this key died meanwhile; its successor knows nothing of
+      // the lease. Answer this thread's callers here; other threads asked the successor.
+      this.#settleLocally(p, ask);
+    } else {
+      this.#post(ask);
+    }
     if (p.waiters.length === 0 && this.#pending.get(key) === p) this.#pending.delete(key);
-    this.#post(ask);
+  }
+
+  #settleLocally(p: Pending, ask: Ask): void {
+    if (ask.t === 'store') {
+      const bytes = ask.value;
+      this.#settleAll(p, () => {
+        try {
+          return { value: decode(this.#codec, bytes, ask.flags) };
+        } catch (error) {
+          return { error: error as Error };
+        }
+      });
+    } else if (ask.t === 'gone') {
+      this.#settleAll(p, () => ({ value: undefined }));
+    } else if (ask.t === 'loadFailed') {
+      const error = replyError(ask.code, ask.message, p.loaderError);
+      this.#settleAll(p, () => ({ error }));
+    }
   }
 
   #encodeLoaded(value: unknown): Uint8Array {

@@ -17,7 +17,9 @@ describe('error catalogue', () => {
     const e = new HotshieldError('HS_ERR_TIMEOUT', 'slow');
     expect(e).toBeInstanceOf(Error);
     expect(e.code).toBe('HS_ERR_TIMEOUT');
-    expect({ ...e, [Symbol.for('hotshield.error.HotshieldError')]: true }).toBeInstanceOf(HotshieldError);
+    expect({ ...e, [Symbol.for('hotshield.error.HotshieldError')]: true }).toBeInstanceOf(
+      HotshieldError,
+    );
     expect(new Error('plain')).not.toBeInstanceOf(HotshieldError);
   });
 });

@@ -1,0 +1,198 @@
+/**
+ * The gateway's configuration: command-line flags and HOTSHIELD_* environment variables
+ * (a flag wins over its variable), validated eagerly and frozen. Flag, variable and tier
+ * option are the same name in three spellings: `--soft-ttl`, `HOTSHIELD_SOFT_TTL`,
+ * `softTtl`. An invalid value is a ConfigError naming the flag and the variable.
+ */
+
+import { availableParallelism } from 'node:os';
+import { parseArgs } from 'node:util';
+import { HotshieldError } from '../errors.ts';
+import { type TierOptions, tierConfigOf } from '../tier/options.ts';
+
+type TierSetting = Exclude<keyof TierOptions, 'redis' | 'username' | 'password' | 'codec'>;
+
+interface Setting {
+  /** Tier option it feeds, if any. */
+  tier?: TierSetting;
+  /** The tier option is a plain integer (durations and sizes parse strings themselves). */
+  integer?: true;
+  help: string;
+}
+
+/** Every flag, in --help order. Names are the public contract. */
+export const SETTINGS = {
+  redis: {
+    help: 'Redis Cluster seeds host:port,… or a redis:// URL (standalone). Unset: start a throwaway local cluster',
+  },
+  host: { help: 'address to listen on (default 127.0.0.1)' },
+  port: { help: 'port to listen on (default 8080)' },
+  threads: { help: 'HTTP threads per process (default: available parallelism)' },
+  processes: { help: 'gateway processes, each with its own L1 (default 1)' },
+  'l1-bytes': { tier: 'l1Bytes', help: 'L1 byte budget per process, e.g. 256mb (default 64mb)' },
+  'soft-ttl': {
+    tier: 'softTtl',
+    help: 'refresh a cached value after this age, e.g. 3s (default 3s)',
+  },
+  'stale-ttl': {
+    tier: 'staleTtl',
+    help: 'serve a value this long past soft-ttl while Redis fails (default 30s)',
+  },
+  'negative-ttl': {
+    tier: 'negativeTtl',
+    help: 'remember absent keys this long (default 1s; 0 disables)',
+  },
+  'request-timeout': {
+    tier: 'requestTimeout',
+    help: 'longest a request waits for Redis (default 1s)',
+  },
+  'l2-timeout': { tier: 'l2Timeout', help: 'deadline of one Redis call (default 250ms)' },
+  'max-key-bytes': {
+    tier: 'maxKeyBytes',
+    integer: true,
+    help: 'longest key in UTF-8 bytes (default 1024)',
+  },
+  'max-value-bytes': { tier: 'maxValueBytes', help: 'largest value, e.g. 1mb (default 1mb)' },
+  token: { help: 'bearer token required for writes (unset: only loopback clients may write)' },
+  'log-level': { help: 'fatal, error, warn, info, debug or trace (default info)' },
+} as const satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export interface GatewayConfig {
+  /** Undefined: start a throwaway local cluster. */
+  redis: string | undefined;
+  host: string;
+  port: number;
+  threads: number;
+  processes: number;
+  /** Tier options from the flags (without `redis`). */
+  tier: Omit<TierOptions, 'redis'>;
+  token: string | undefined;
+  logLevel: LogLevel;
+}
+
+export class ConfigError extends HotshieldError {
+  constructor(message: string) {
+    super('HS_ERR_OPTION', message);
+    this.name = 'ConfigError';
+  }
+}
+
+export function envName(setting: SettingName): string {
+  return `HOTSHIELD_${setting.toUpperCase().replaceAll('-', '_')}`;
+}
+
+function label(setting: SettingName): string {
+  return `--${setting} (${envName(setting)})`;
+}
+
+function integer(
+  setting: SettingName,
+  raw: string | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || n < min || n > max) {
+    throw new ConfigError(
+      `${label(setting)} must be an integer from ${min} to ${max} (got "${raw}")`,
+    );
+  }
+  return n;
+}
+
+export function helpText(): string {
+  const lines = [
+    'Usage: hotshield [flags]',
+    '',
+    'Every flag can also be set with its environment variable.',
+    '',
+  ];
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    lines.push(`  --${name} <value>`.padEnd(28) + envName(name).padEnd(28) + s.help);
+  }
+  lines.push(`${'  --help'.padEnd(56)}print this and exit`);
+  lines.push('', 'Durations take 500ms, 3s, 2m or milliseconds; sizes take 64kb, 256mb or bytes.');
+  return lines.join('\n');
+}
+
+/** Parse `argv` (without node and script) and `env`; `help` true means print helpText(). */
+export function parseConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): { help: true } | { help: false; config: GatewayConfig } {
+  const options = Object.fromEntries(
+    Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]),
+  ) as Record<SettingName, { type: 'string' }>;
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: { ...options, help: { type: 'boolean' } },
+      strict: true,
+    });
+  } catch (error) {
+    throw new ConfigError(`${(error as Error).message}; see --help`);
+  }
+  if (parsed.values.help === true) return { help: true };
+  const raw = (name: SettingName): string | undefined => {
+    const v = (parsed.values[name] as string | undefined) ?? env[envName(name)];
+    return v === '' ? undefined : v;
+  };
+  const tier: Record<string, string | number> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    const v = raw(name);
+    if (s.tier !== undefined && v !== undefined)
+      tier[s.tier] = s.integer && /^\d+$/.test(v) ? Number(v) : v;
+  }
+  const redis = raw('redis');
+  // The tier validates its own options; its messages name the option, ours the flag.
+  try {
+    tierConfigOf({ redis: redis ?? '127.0.0.1:6379', ...tier });
+  } catch (error) {
+    throw rename(error);
+  }
+  const logLevel = raw('log-level') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError(
+      `${label('log-level')} must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`,
+    );
+  }
+  const token = raw('token');
+  if (token !== undefined && token.length < 16) {
+    throw new ConfigError(`${label('token')} must be at least 16 characters`);
+  }
+  return {
+    help: false,
+    config: Object.freeze({
+      redis,
+      host: raw('host') ?? '127.0.0.1',
+      port: integer('port', raw('port'), 8080, 0, 65535),
+      threads: integer('threads', raw('threads'), availableParallelism(), 1, 256),
+      processes: integer('processes', raw('processes'), 1, 1, 64),
+      tier: Object.freeze(tier) as Omit<TierOptions, 'redis'>,
+      token,
+      logLevel: logLevel as LogLevel,
+    }),
+  };
+}
+
+/** A tier option error, re-worded to name the flag and variable the user set. */
+function rename(error: unknown): unknown {
+  if (!(error instanceof HotshieldError)) return error;
+  let message = error.message;
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    const option = s.tier ?? (name === 'redis' ? 'redis' : undefined);
+    if (option !== undefined && new RegExp(`^${option}\\b`).test(message)) {
+      message = message.replace(option, label(name));
+      break;
+    }
+  }
+  return new ConfigError(message);
+}

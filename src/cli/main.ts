@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+/**
+ * The `hotshield` command: the gateway. The node:cluster primary supervises the gateway
+ * processes (supervisor.ts); each gateway process runs the tier and its HTTP threads
+ * (gateway/process.ts). Exit status 2 for invalid configuration, with a message naming
+ * the flag.
+ */
+
+import cluster from 'node:cluster';
+import { pino } from 'pino';
+import { startGatewayProcess } from '../gateway/process.ts';
+import { ConfigError, type GatewayConfig, helpText, parseConfig } from './config.ts';
+import { DRAIN_DEADLINE_MS, redactRedis, runPrimary, SHUTDOWN_MESSAGE } from './supervisor.ts';
+
+async function runGatewayProcess(config: GatewayConfig): Promise<void> {
+  const log = pino({ level: config.logLevel, base: { pid: process.pid, role: 'gateway' } });
+  const redis = config.redis;
+  if (redis === undefined)
+    throw new ConfigError('--redis (HOTSHIELD_REDIS) is required in a gateway process');
+  const gateway = await startGatewayProcess(config, redis, log);
+  log.info(
+    { host: config.host, port: gateway.port, threads: config.threads, redis: redactRedis(redis) },
+    'gateway process listening',
+  );
+  let draining = false;
+  const drain = async (): Promise<void> => {
+    if (draining) return;
+    draining = true;
+    await gateway.drain(DRAIN_DEADLINE_MS);
+    log.info('gateway process drained');
+    process.exit(0);
+  };
+  process.on('message', (m) => {
+    if (m === SHUTDOWN_MESSAGE) void drain();
+  });
+  // The primary decides when to stop (a Ctrl-C reaches the whole process group).
+  process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => void drain());
+}
+
+try {
+  const parsed = parseConfig(process.argv.slice(2), process.env);
+  if (parsed.help) {
+    console.log(helpText());
+  } else if (cluster.isPrimary) {
+    const log = pino({
+      level: parsed.config.logLevel,
+      base: { pid: process.pid, role: 'supervisor' },
+    });
+    await runPrimary(parsed.config, log);
+  } else {
+    await runGatewayProcess(parsed.config);
+  }
+} catch (error) {
+  if (error instanceof ConfigError) {
+    console.error(`hotshield: ${error.message}`);
+    process.exit(2);
+  }
+  throw error;
+}

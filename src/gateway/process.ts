@@ -1,0 +1,185 @@
+/**
+ * A gateway process: its main thread creates the tier (one L1 and one refresher for the
+ * whole process) and runs T HTTP threads on one port. A thread that dies is replaced
+ * (with backoff if it keeps dying); the L1 survives it. `drain()` stops every thread
+ * accepting, lets in-flight requests finish, closes the tier.
+ */
+
+import { createServer } from 'node:net';
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { GatewayConfig } from '../cli/config.ts';
+import { releaseThread } from '../l1/index.ts';
+import { createTier, type Tier } from '../tier/index.ts';
+import type { HttpThreadData } from './http-thread.ts';
+import { mergeMetrics, processRegistry } from './metrics.ts';
+import type { ToMain, ToThread } from './thread-messages.ts';
+
+const THREAD_FILE = new URL(
+  `./http-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
+  import.meta.url,
+);
+const RESPAWN_MIN_MS = 100;
+const RESPAWN_MAX_MS = 5000;
+/** A thread that lived this long counts as healthy: its replacement starts without delay. */
+const HEALTHY_AFTER_MS = 10_000;
+const SCRAPE_TIMEOUT_MS = 1000;
+
+export interface GatewayProcess {
+  tier: Tier;
+  port: number;
+  /** Threads started since the process began (respawns included). */
+  threadStarts(): number;
+  /** The HTTP threads running now (for supervision and diagnostics). */
+  threads(): Worker[];
+  /** Stop accepting, finish in-flight requests (at most `deadlineMs`), close the tier. */
+  drain(deadlineMs: number): Promise<void>;
+}
+
+/** A free port, so that every thread can bind the same one with reusePort. */
+async function freePort(host: string): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) =>
+    probe.once('error', reject).listen({ host, port: 0 }, resolve),
+  );
+  const address = probe.address();
+  await new Promise((resolve) => probe.close(resolve));
+  if (typeof address !== 'object' || address === null)
+    throw new Error('could not pick a free port');
+  return address.port;
+}
+
+export async function startGatewayProcess(
+  config: GatewayConfig,
+  redis: string,
+  log: Logger,
+): Promise<GatewayProcess> {
+  const tier = await createTier({ ...config.tier, redis, codec: 'raw' });
+  const port = config.port === 0 ? await freePort(config.host) : config.port;
+  const registry = processRegistry(tier);
+  const threads = new Set<Worker>();
+  let starts = 0;
+  let draining = false;
+  let nextCollect = 1;
+  const collecting = new Map<number, { parts: object[][]; waiting: number; done: () => void }>();
+
+  const data: HttpThreadData = {
+    handle: tier.handle,
+    host: config.host,
+    port,
+    token: config.token,
+    logLevel: config.logLevel,
+  };
+
+  async function scrape(): Promise<{ text: string; contentType: string }> {
+    const id = nextCollect++;
+    const parts: object[][] = [await registry.getMetricsAsJSON()];
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, SCRAPE_TIMEOUT_MS);
+      collecting.set(id, {
+        parts,
+        waiting: threads.size,
+        done: () => {
+          clearTimeout(timer);
+          resolve();
+        },
+      });
+      for (const w of threads) w.postMessage({ t: 'collect', id } satisfies ToThread);
+      if (threads.size === 0) resolve();
+    });
+    collecting.delete(id);
+    return mergeMetrics(parts);
+  }
+
+  function start(delayMs: number): Promise<void> {
+    return new Promise((listening, failed) => {
+      setTimeout(() => {
+        if (draining) return listening();
+        const worker = new Worker(THREAD_FILE, { workerData: data });
+        const id = worker.threadId;
+        const born = performance.now();
+        starts++;
+        threads.add(worker);
+        worker.on('message', (m: ToMain) => {
+          if (m.t === 'listening') listening();
+          else if (m.t === 'scrape') {
+            scrape().then(
+              (r) => worker.postMessage({ t: 'scraped', id: m.id, ...r } satisfies ToThread),
+              (error: unknown) => {
+                log.error({ err: error }, 'metrics scrape failed');
+                worker.postMessage({
+                  t: 'scraped',
+                  id: m.id,
+                  text: '',
+                  contentType: '',
+                  failed: true,
+                } satisfies ToThread);
+              },
+            );
+          } else if (m.t === 'metrics') {
+            const c = collecting.get(m.id);
+            if (c === undefined) return;
+            c.parts.push(m.json);
+            if (--c.waiting === 0) c.done();
+          }
+        });
+        worker.on('error', (error) => {
+          log.error({ err: error, thread: id }, 'HTTP thread crashed');
+          failed(error);
+        });
+        worker.on('exit', (code) => {
+          threads.delete(worker);
+          releaseThread(tier.handle.l1, id);
+          if (draining) return;
+          const lived = performance.now() - born;
+          const next =
+            lived > HEALTHY_AFTER_MS
+              ? 0
+              : Math.min(RESPAWN_MAX_MS, Math.max(RESPAWN_MIN_MS, delayMs * 2));
+          log.warn(
+            { thread: id, code, respawnInMs: next },
+            'HTTP thread exited; starting a replacement',
+          );
+          start(next).catch(() => {});
+        });
+      }, delayMs);
+    });
+  }
+
+  try {
+    await Promise.all(Array.from({ length: config.threads }, () => start(0)));
+  } catch (error) {
+    draining = true;
+    await Promise.all([...threads].map((w) => w.terminate()));
+    await tier.close();
+    throw error;
+  }
+
+  return {
+    tier,
+    port,
+    threadStarts: () => starts,
+    threads: () => [...threads],
+    async drain(deadlineMs: number): Promise<void> {
+      if (draining) return;
+      draining = true;
+      await Promise.all(
+        [...threads].map(
+          (w) =>
+            new Promise<void>((resolve) => {
+              const kill = setTimeout(() => w.terminate().then(() => resolve()), deadlineMs + 1000);
+              w.once('exit', () => {
+                clearTimeout(kill);
+                resolve();
+              });
+              w.on('message', (m: ToMain) => {
+                if (m.t === 'drained') w.terminate();
+              });
+              w.postMessage({ t: 'drain', deadlineMs } satisfies ToThread);
+            }),
+        ),
+      );
+      await tier.close();
+    },
+  };
+}

@@ -1,0 +1,246 @@
+/**
+ * The gateway's HTTP surface, as one request handler over the tier API (no second read
+ * path). Routes:
+ *
+ *   GET|HEAD /v1/kv/:key     value from the tier; x-cache, age, etag, content-type; 304, 404
+ *   PUT      /v1/kv/:key     write-through (body, content-type, ?ttl=); bearer token or loopback
+ *   DELETE   /v1/kv/:key     write-through delete; same guard
+ *   GET      /healthz        alive
+ *   GET      /readyz         tier ready and Redis reachable, not draining
+ *   GET      /metrics        Prometheus text for the whole process
+ *
+ * Bad input is refused before anything is touched, with the JSON error body of
+ * http-errors.ts. `:key` is everything after /v1/kv/, percent-decoded.
+ */
+
+import { hash } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { isInternalKey, parseDuration, type Tier } from '../tier/index.ts';
+import { MAX_CONTENT_TYPE_BYTES, unwrap, wrap } from './envelope.ts';
+import { HttpError, sendError } from './http-errors.ts';
+import type { ThreadMetrics } from './metrics.ts';
+
+export interface RouteContext {
+  tier: Tier;
+  maxKeyBytes: number;
+  maxValueBytes: number;
+  guardWrite: (req: IncomingMessage) => void;
+  metrics: ThreadMetrics;
+  /** Prometheus text for the whole process. */
+  scrape: () => Promise<{ text: string; contentType: string }>;
+  isDraining: () => boolean;
+  log: Logger;
+}
+
+const KV_PREFIX = '/v1/kv/';
+const KV_METHODS = 'GET, HEAD, PUT, DELETE';
+const READ_METHODS = 'GET, HEAD';
+
+function jsonBody(res: ServerResponse, status: number, body: unknown, head: boolean): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(head ? undefined : text);
+}
+
+/** The key in a /v1/kv/ path, checked as the gateway's clients may use it. */
+export function keyOf(encoded: string, maxKeyBytes: number): string {
+  let key: string;
+  try {
+    key = decodeURIComponent(encoded);
+  } catch {
+    throw new HttpError('HS_ERR_KEY_ENCODING', 'the key is not valid percent-encoded UTF-8');
+  }
+  if (key === '') throw new HttpError('HS_ERR_KEY_EMPTY', 'the key must not be empty');
+  const bytes = Buffer.byteLength(key);
+  if (bytes > maxKeyBytes) {
+    throw new HttpError(
+      'HS_ERR_KEY_TOO_LONG',
+      `the key is ${bytes} bytes; the limit is ${maxKeyBytes} (--max-key-bytes)`,
+    );
+  }
+  if (isInternalKey(key))
+    throw new HttpError('HS_ERR_KEY_RESERVED', 'this key is reserved for hotshield itself');
+  return key;
+}
+
+/** Strong ETag of the stored bytes (content type included). */
+function etagOf(stored: Buffer): string {
+  return `"${hash('sha1', stored, 'base64url')}"`;
+}
+
+function matches(ifNoneMatch: string | undefined, etag: string): boolean {
+  if (ifNoneMatch === undefined) return false;
+  if (ifNoneMatch.trim() === '*') return true;
+  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit)
+    throw new HttpError(
+      'HS_ERR_VALUE_TOO_LARGE',
+      `the body is over ${limit} bytes (--max-value-bytes)`,
+    );
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit)
+      throw new HttpError(
+        'HS_ERR_VALUE_TOO_LARGE',
+        `the body is over ${limit} bytes (--max-value-bytes)`,
+      );
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks, size);
+}
+
+function ttlOf(query: URLSearchParams): number | undefined {
+  const raw = query.get('ttl');
+  if (raw === null) return undefined;
+  const ms = parseDuration(raw);
+  if (ms === undefined || !Number.isSafeInteger(ms) || ms < 1) {
+    throw new HttpError(
+      'HS_ERR_BAD_REQUEST',
+      'ttl must be a duration like 500ms, 30s or a number of milliseconds',
+    );
+  }
+  return ms;
+}
+
+async function getKey(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+): Promise<number> {
+  const head = req.method === 'HEAD';
+  const found = await ctx.tier.lookup(key);
+  if (found === undefined) throw new HttpError('HS_ERR_NOT_FOUND', 'no such key');
+  const stored = found.value as Buffer;
+  const { contentType, body } = unwrap(stored);
+  const etag = etagOf(stored);
+  const headers: Record<string, string | number> = {
+    etag,
+    'x-cache': found.cache.toUpperCase(),
+    age: Math.floor(found.ageMs / 1000),
+  };
+  if (matches(req.headers['if-none-match'], etag)) {
+    res.writeHead(304, headers);
+    res.end();
+    return 304;
+  }
+  headers['content-type'] = contentType;
+  headers['content-length'] = body.length;
+  res.writeHead(200, headers);
+  res.end(head ? undefined : body);
+  return 200;
+}
+
+async function putKey(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+  query: URLSearchParams,
+): Promise<number> {
+  ctx.guardWrite(req);
+  const ttl = ttlOf(query);
+  const contentType = req.headers['content-type'];
+  if (contentType !== undefined && Buffer.byteLength(contentType) > MAX_CONTENT_TYPE_BYTES) {
+    throw new HttpError(
+      'HS_ERR_BAD_REQUEST',
+      `content-type is longer than ${MAX_CONTENT_TYPE_BYTES} bytes`,
+    );
+  }
+  const body = await readBody(req, ctx.maxValueBytes);
+  await ctx.tier.set(key, wrap(contentType, body), { ttl });
+  res.writeHead(204);
+  res.end();
+  return 204;
+}
+
+async function deleteKey(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  key: string,
+): Promise<number> {
+  ctx.guardWrite(req);
+  await ctx.tier.delete(key);
+  res.writeHead(204);
+  res.end();
+  return 204;
+}
+
+function methodNotAllowed(allow: string): HttpError {
+  return new HttpError('HS_ERR_METHOD', `allowed methods: ${allow}`, { allow });
+}
+
+/** Route one request; resolves to the route label and status for metrics. */
+async function route(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<[string, number]> {
+  const url = req.url ?? '/';
+  const q = url.indexOf('?');
+  const path = q === -1 ? url : url.slice(0, q);
+  const method = req.method ?? 'GET';
+  const head = method === 'HEAD';
+  if (path.startsWith(KV_PREFIX)) {
+    const key = keyOf(path.slice(KV_PREFIX.length), ctx.maxKeyBytes);
+    if (method === 'GET' || head) return ['kv', await getKey(ctx, req, res, key)];
+    if (method === 'PUT')
+      return [
+        'kv',
+        await putKey(ctx, req, res, key, new URLSearchParams(q === -1 ? '' : url.slice(q + 1))),
+      ];
+    if (method === 'DELETE') return ['kv', await deleteKey(ctx, req, res, key)];
+    throw methodNotAllowed(KV_METHODS);
+  }
+  if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
+    if (method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
+    const name = path.slice(1);
+    if (path === '/healthz') {
+      jsonBody(res, 200, { status: 'ok' }, head);
+      return [name, 200];
+    }
+    if (path === '/readyz') {
+      const state = ctx.tier.stats().refresher.state;
+      const ready = state === 'l2Ready' && !ctx.isDraining();
+      jsonBody(res, ready ? 200 : 503, { ready, redis: state, draining: ctx.isDraining() }, head);
+      return [name, ready ? 200 : 503];
+    }
+    const { text, contentType } = await ctx.scrape();
+    res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+    res.end(head ? undefined : text);
+    return [name, 200];
+  }
+  throw new HttpError('HS_ERR_NO_ROUTE', 'no such route');
+}
+
+export function requestHandler(
+  ctx: RouteContext,
+): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const started = performance.now();
+    const method = req.method ?? 'GET';
+    if (ctx.isDraining()) res.setHeader('connection', 'close');
+    route(ctx, req, res)
+      .catch((error: unknown): [string, number] => {
+        const status = sendError(res, error, method === 'HEAD');
+        if (status === 500) ctx.log.error({ err: error, url: req.url, method }, 'request failed');
+        // A body we refused to read must not be parsed as the next request.
+        if (!req.complete) res.once('finish', () => req.socket.destroySoon());
+        return [req.url?.startsWith(KV_PREFIX) ? 'kv' : 'other', status];
+      })
+      .then(([name, status]) =>
+        ctx.metrics.observe(name, method, status, (performance.now() - started) / 1000),
+      );
+  };
+}

@@ -1,0 +1,12 @@
+/** Messages between a gateway process's main thread and its HTTP threads. */
+
+export type ToMain =
+  | { t: 'listening'; port: number }
+  | { t: 'scrape'; id: number }
+  | { t: 'metrics'; id: number; json: object[] }
+  | { t: 'drained' };
+
+export type ToThread =
+  | { t: 'collect'; id: number }
+  | { t: 'scraped'; id: number; text: string; contentType: string; failed?: boolean }
+  | { t: 'drain'; deadlineMs: number };

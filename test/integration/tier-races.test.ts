@@ -1,0 +1,210 @@
+/**
+ * Regression tests for races in the tier ⇄ refresher protocol (tier.ts, refresher.ts),
+ * found in review: writes racing a leased flight, lost wake-ups (leases nobody could
+ * run, a respawn during a load, a closed lessee), error reporting next to a loader,
+ * oversized timeouts and malformed asks. A cluster of its own.
+ */
+import { BroadcastChannel } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { attachTier, createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { channelNames } from '../../src/refresher/protocol.ts';
+import { refresherPoolOf } from '../../src/tier/create.ts';
+import { clusterClient } from '../fixtures/redis-clients.ts';
+
+let cluster: RedisClusterHandle;
+beforeAll(async () => {
+  cluster = await startRedisCluster({ masters: 3 });
+});
+afterAll(() => cluster?.stop());
+
+async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
+  const tier = await createTier({
+    redis: cluster.seeds,
+    l1Bytes: '8mb',
+    codec: 'utf8',
+    ...options,
+  });
+  onTestFinished(() => tier.close());
+  return tier;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Settle `promise`, reporting how long it took and its value or error code. */
+async function timed(
+  promise: Promise<unknown>,
+): Promise<{ ms: number; value?: unknown; code?: string }> {
+  const start = performance.now();
+  try {
+    const value = await promise;
+    return { ms: performance.now() - start, value };
+  } catch (error) {
+    return {
+      ms: performance.now() - start,
+      code: (error as { code?: string }).code ?? String(error),
+    };
+  }
+}
+
+describe('writes racing a leased flight (refresher #loaded / #loadEnded ignore `superseded`)', () => {
+  it('a set acknowledged while a loader runs is not overwritten by the loaded value', async () => {
+    const tier = await tierFor();
+    const redis = clusterClient(cluster.seeds);
+    const key = 'r:lease-then-set';
+    await redis.del(key);
+    const loading = timed(
+      tier.get(key, { loader: () => sleep(300).then(() => 'from loader'), timeout: '2s' }),
+    );
+    await sleep(100); // Redis said absent; this thread holds the lease; the loader runs
+    expect(tier.stats().tier.leases).toBe(1);
+    await tier.set(key, 'written');
+    expect(await tier.get(key)).toBe('written');
+    await loading;
+    await sleep(50);
+    // The acknowledged write must survive the older loader result.
+    expect(await redis.get(key)).toBe('written');
+    expect(await tier.get(key)).toBe('written');
+  });
+
+  it('a delete acknowledged while a loader runs is not undone by the loaded value', async () => {
+    const tier = await tierFor();
+    const redis = clusterClient(cluster.seeds);
+    const key = 'r:lease-then-delete';
+    await redis.del(key);
+    const loading = timed(
+      tier.get(key, { loader: () => sleep(300).then(() => 'from loader'), timeout: '2s' }),
+    );
+    await sleep(100);
+    await tier.delete(key);
+    await loading;
+    await sleep(50);
+    expect(await redis.exists(key)).toBe(0);
+  });
+
+  it('a loader answering "gone" after a set does not hide the written value', async () => {
+    const tier = await tierFor({ negativeTtl: '5s' });
+    const redis = clusterClient(cluster.seeds);
+    const key = 'r:lease-gone-after-set';
+    await redis.del(key);
+    const loading = timed(
+      tier.get(key, { loader: () => sleep(300).then(() => undefined), timeout: '2s' }),
+    );
+    await sleep(100);
+    await tier.set(key, 'written');
+    await loading;
+    await sleep(50);
+    expect(await redis.get(key)).toBe('written');
+    // L1 must not keep a negative (GONE) entry over the acknowledged write.
+    expect(await tier.get(key)).toBe('written');
+  });
+});
+
+describe('lost wake-ups', () => {
+  it('a get with a loader racing a delete of the same key settles with a value, not a timeout', async () => {
+    const tier = await tierFor({ requestTimeout: '1s' });
+    const key = 'r:get-loader-vs-delete';
+    await clusterClient(cluster.seeds).del(key);
+    // Posted in the same turn: the refresher sees fetch(load) then delete before the
+    // batched GET leaves, so the flight is superseded and ends 'absent' without a lease.
+    const [got, deleted] = await Promise.all([
+      timed(tier.get(key, { loader: () => 'loaded' })),
+      timed(tier.delete(key)),
+    ]);
+    expect(deleted.code).toBeUndefined();
+    expect(got).not.toHaveProperty('code');
+    expect(['loaded', undefined]).toContain(got.value);
+    expect(tier.stats().thread).toEqual({ waiting: 0, pendingKeys: 0 });
+  });
+
+  it('a lease granted for a stale read with a loader is not dropped (key blocked for loaderTimeout + 1 s)', async () => {
+    const tier = await tierFor({
+      softTtl: '100ms',
+      staleTtl: '60s',
+      loaderTimeout: '3s',
+      requestTimeout: '1s',
+    });
+    const redis = clusterClient(cluster.seeds);
+    const key = 'r:stale-lease';
+    await tier.set(key, 'v1');
+    await redis.del(key); // another application removed it from Redis
+    await sleep(150);
+    // Stale hit: served at once, and a background refresh is asked for. (It once asked
+    // with `load: true` and got a lease this thread had no caller to run.)
+    expect(await tier.get(key, { loader: () => 'v2' })).toBe('v1');
+    await sleep(100);
+    await tier.delete(key);
+    const r = await timed(tier.get(key, { loader: () => 'v2' }));
+    expect(r).toMatchObject({ value: 'v2' });
+  });
+
+  it('a respawned refresher does not lose the store of a loader that was running at its hello', async () => {
+    const tier = await tierFor({ requestTimeout: '4s', loaderTimeout: '3s' });
+    const pool = refresherPoolOf(tier);
+    const r = await timed(
+      tier.get('r:hello-while-loading', {
+        loader: async () => {
+          await pool?.threads[0]?.terminate();
+          // Still loading when the successor says hello.
+          for (let i = 0; i < 300 && tier.stats().refresher.generation < 2; i++) await sleep(10);
+          await sleep(100);
+          return 'loaded';
+        },
+      }),
+    );
+    expect(tier.stats().refresher.generation).toBe(2);
+    expect(r).toMatchObject({ value: 'loaded', ms: expect.any(Number) });
+    expect(r.ms).toBeLessThan(2000);
+  });
+
+  it('an attachment closed while it holds a lease does not block the key for loaderTimeout + 1 s', async () => {
+    const tier = await tierFor({ loaderTimeout: '2s', requestTimeout: '5s' });
+    const other = attachTier(tier.handle); // a second client id in this thread
+    const key = 'r:lessee-closes';
+    await clusterClient(cluster.seeds).del(key);
+    const lessee = timed(other.get(key, { loader: () => sleep(500).then(() => 'A') }));
+    await sleep(30);
+    const joined = timed(tier.get(key, { loader: () => 'B' }));
+    await sleep(50);
+    await other.close();
+    expect((await lessee).code).toBe('HS_ERR_CLOSED');
+    const r = await joined;
+    expect(r).toMatchObject({ value: expect.stringMatching(/^(A|B)$/) });
+    expect(r.ms).toBeLessThan(1500);
+  });
+});
+
+describe('error reporting', () => {
+  it('a caller without a loader gets the Redis error, not "absent", when another caller has a loader', async () => {
+    const tier = await tierFor();
+    const redis = clusterClient(cluster.seeds);
+    const key = 'r:wrongtype-with-loader';
+    await redis.del(key);
+    await redis.lpush(key, 'a');
+    // Alone, the plain get fails typed (tier.test.ts 'a write that Redis refuses…').
+    await expect(tier.get(key)).rejects.toMatchObject({ code: 'HS_ERR_L2_UNAVAILABLE' });
+    const [plain] = await Promise.allSettled([tier.get(key), tier.get(key, { loader: () => 'x' })]);
+    // With a concurrent loader caller, the lease reply answers it `undefined` instead.
+    expect(plain).toMatchObject({ status: 'rejected', reason: { code: 'HS_ERR_L2_UNAVAILABLE' } });
+  });
+
+  it('a per-call timeout above 2^31-1 ms is refused or honoured, not turned into 1 ms', async () => {
+    const tier = await tierFor();
+    const r = await timed(
+      tier.get('r:long-timeout', { loader: () => sleep(50).then(() => 'x'), timeout: '600h' }),
+    );
+    if (r.code !== 'HS_ERR_OPTION') expect(r).toMatchObject({ value: 'x' });
+  });
+
+  it('a malformed ask (empty or over-long key) is dropped, not a refresher crash', async () => {
+    const tier = await tierFor();
+    const ask = new BroadcastChannel(channelNames(tier.handle.config.tierId).ask);
+    onTestFinished(() => ask.close());
+    ask.postMessage({ t: 'fetch', key: '', from: 'buggy-thread', load: false });
+    await sleep(300);
+    ask.postMessage({ t: 'fetch', key: 'k'.repeat(5000), from: 'buggy-thread', load: false });
+    await sleep(500);
+    expect(tier.stats().refresher.generation).toBe(1);
+    expect(tier.stats().tier.respawns).toBe(0);
+  });
+});
