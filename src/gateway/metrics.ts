@@ -29,9 +29,24 @@ export class ThreadMetrics {
     registers: [this.registry],
   });
 
+  /** Labelled children, looked up once: label hashing is most of prom-client's cost. */
+  readonly #requestChildren = new Map<string, { inc(): void }>();
+  readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
+
   observe(route: string, method: string, status: number, seconds: number): void {
-    this.#requests.inc({ route, method, status });
-    this.#latency.observe({ route }, seconds);
+    const id = `${route} ${method} ${status}`;
+    let counter = this.#requestChildren.get(id);
+    if (counter === undefined) {
+      counter = this.#requests.labels(route, method, String(status));
+      this.#requestChildren.set(id, counter);
+    }
+    counter.inc();
+    let histogram = this.#latencyChildren.get(route);
+    if (histogram === undefined) {
+      histogram = this.#latency.labels(route);
+      this.#latencyChildren.set(route, histogram);
+    }
+    histogram.observe(seconds);
   }
 }
 

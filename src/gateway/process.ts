@@ -73,7 +73,7 @@ export async function startGatewayProcess(
 
   async function scrape(): Promise<{ text: string; contentType: string }> {
     const id = nextCollect++;
-    const parts: object[][] = [await registry.getMetricsAsJSON()];
+    const parts: object[][] = [await registry.getMetricsAsJSON(), await tier.refresherMetrics()];
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, SCRAPE_TIMEOUT_MS);
       collecting.set(id, {

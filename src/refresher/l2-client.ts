@@ -40,6 +40,19 @@ export interface L2ClientOptions {
   breakerCooldownMs?: number;
   username?: string;
   password?: string;
+  /** Told about every call to a node: for per-node latency and error metrics. */
+  onCall?: (call: L2Call) => void;
+}
+
+/** One call to one node, as reported to `onCall`. */
+export interface L2Call {
+  node: string;
+  op: 'get' | 'set' | 'del';
+  seconds: number;
+  /** Keys in the call, and how many of them failed (with the first failure's code). */
+  keys: number;
+  failed: number;
+  code?: string;
 }
 
 /** One key's outcome in a batch: its value, null when absent, or why it failed. */
@@ -90,6 +103,13 @@ export function isNodeFailure(error: HotshieldError): boolean {
   );
 }
 
+function circuitOpen(node: string): HotshieldError {
+  return new HotshieldError(
+    'HS_ERR_L2_UNAVAILABLE',
+    `Redis node ${node} is failing; its circuit is open (breakerCooldown)`,
+  );
+}
+
 /** Open a client for `target` with the settings a cache wants (see the header). */
 function openClient(
   target: RedisTarget,
@@ -125,11 +145,13 @@ export class L2Client {
   readonly #owned: boolean;
   readonly #timeoutMs: number;
   readonly #breaker: Breaker;
+  readonly #onCall: (call: L2Call) => void;
   #readyEvent: Promise<void> | undefined;
   #closed = false;
 
   constructor(options: L2ClientOptions) {
     this.#timeoutMs = positiveInt('l2TimeoutMs', options.l2TimeoutMs, DEFAULTS.l2TimeoutMs);
+    this.#onCall = options.onCall ?? (() => {});
     const connectTimeout = positiveInt(
       'connectTimeoutMs',
       options.connectTimeoutMs,
@@ -250,14 +272,41 @@ export class L2Client {
     out: L2Read[],
     deadlineAt: number,
   ): Promise<void> {
+    const started = performance.now();
+    const report = () => {
+      let failed = 0;
+      let code: string | undefined;
+      for (const i of indexes) {
+        const r = out[i];
+        if (r instanceof HotshieldError) {
+          failed++;
+          code ??= r.code;
+        }
+      }
+      const seconds = (performance.now() - started) / 1000;
+      this.#onCall({ node: nodeKey, op: 'get', seconds, keys: indexes.length, failed, code });
+    };
     if (!this.#breaker.allow(nodeKey, performance.now())) {
-      const e = new HotshieldError(
-        'HS_ERR_L2_UNAVAILABLE',
-        `Redis node ${nodeKey} is failing; its circuit is open (breakerCooldownMs)`,
-      );
+      const e = circuitOpen(nodeKey);
       for (const i of indexes) out[i] = e;
+      report();
       return;
     }
+    try {
+      await this.#pipelineOnce(node, nodeKey, keys, indexes, out, deadlineAt);
+    } finally {
+      report();
+    }
+  }
+
+  async #pipelineOnce(
+    node: Redis,
+    nodeKey: string,
+    keys: readonly string[],
+    indexes: number[],
+    out: L2Read[],
+    deadlineAt: number,
+  ): Promise<void> {
     const pipeline = node.pipeline();
     for (const i of indexes) pipeline.getBuffer(keys[i]);
     try {
@@ -315,14 +364,14 @@ export class L2Client {
   /** SET with a TTL in ms (PX); `ttlMs` 0 means no expiry. */
   set(key: string, value: Uint8Array, ttlMs: number): Promise<void> {
     const v = Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-    return this.#write(key, `SET ${key}`, () =>
+    return this.#write(key, 'set', () =>
       ttlMs > 0 ? this.#client.set(key, v, 'PX', ttlMs) : this.#client.set(key, v),
     ).then(() => undefined);
   }
 
   /** DEL; true if the key existed. */
   async del(key: string): Promise<boolean> {
-    return (await this.#write(key, `DEL ${key}`, () => this.#client.del(key))) > 0;
+    return (await this.#write(key, 'del', () => this.#client.del(key))) > 0;
   }
 
   /** The master node (`host:port`) that owns `key`'s slot, as far as the client knows. */
@@ -342,13 +391,23 @@ export class L2Client {
     return { ...this.#breaker.counts, openNodes: this.#breaker.openNodes(performance.now()) };
   }
 
-  async #write<T>(key: string, what: string, command: () => Promise<T>): Promise<T> {
+  async #write<T>(key: string, op: 'set' | 'del', command: () => Promise<T>): Promise<T> {
     const node = this.nodeOf(key);
+    const what = `${op.toUpperCase()} ${key}`;
+    const started = performance.now();
+    const report = (code?: string) =>
+      this.#onCall({
+        node,
+        op,
+        seconds: (performance.now() - started) / 1000,
+        keys: 1,
+        failed: code === undefined ? 0 : 1,
+        code,
+      });
     if (!this.#breaker.allow(node, performance.now())) {
-      throw new HotshieldError(
-        'HS_ERR_L2_UNAVAILABLE',
-        `Redis node ${node} is failing; its circuit is open (breakerCooldownMs)`,
-      );
+      const e = circuitOpen(node);
+      report(e.code);
+      throw e;
     }
     try {
       const deadlineAt = performance.now() + this.#timeoutMs;
@@ -359,6 +418,7 @@ export class L2Client {
         what,
       );
       this.#breaker.success(node);
+      report();
       return result;
     } catch (error) {
       const e = toL2Error(error);
@@ -366,6 +426,7 @@ export class L2Client {
       // circuit must close on it, not wait for ever for a verdict.
       if (isNodeFailure(e)) this.#breaker.failure(node, performance.now());
       else this.#breaker.success(node);
+      report(e.code);
       throw e;
     }
   }

@@ -24,6 +24,7 @@ import { HotshieldError } from '../errors.ts';
 import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
 import type { Control } from './control.ts';
 import { L2Client, type L2Read } from './l2-client.ts';
+import { RefresherMetrics } from './metrics.ts';
 import {
   type Ask,
   CODEC_ID,
@@ -79,6 +80,7 @@ export class Refresher {
   readonly #ask: BroadcastChannel;
   readonly #reply: BroadcastChannel;
   readonly #flights = new Map<string, Flight>();
+  readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
   #mirrored = { rejected: 0, opened: 0 };
   #closed = false;
@@ -98,8 +100,12 @@ export class Refresher {
       slotsRefreshIntervalMs: config.slotsRefreshIntervalMs,
       breakerThreshold: config.breakerThreshold,
       breakerCooldownMs: config.breakerCooldownMs,
+      onCall: (call) => this.#metrics.call(call),
     });
-    this.#batcher = new ReadBatcher(this.#l2, 512, () => control.add('l2Batches'));
+    this.#batcher = new ReadBatcher(this.#l2, 512, (keys) => {
+      control.add('l2Batches');
+      this.#metrics.batch(keys);
+    });
     const names = channelNames(config.tierId);
     this.#ask = new BroadcastChannel(names.ask);
     this.#reply = new BroadcastChannel(names.reply);
@@ -129,6 +135,11 @@ export class Refresher {
     await this.#l2.close();
     this.#writer.close();
     this.#table.close();
+  }
+
+  /** This thread's Prometheus metrics, as prom-client JSON. */
+  metrics(): Promise<object[]> {
+    return this.#metrics.registry.getMetricsAsJSON();
   }
 
   /** Breaker and readiness details that only the refresher knows. */

@@ -13,12 +13,15 @@ import { Piscina } from 'piscina';
 import { HotshieldError } from '../errors.ts';
 import { createL1, L1Error, type L1Handle, releaseThread } from '../l1/index.ts';
 import { Control, createControl } from '../refresher/control.ts';
+import { raceTimeout } from '../refresher/deadline.ts';
 import type { RefresherTask, RefresherWorkerData } from '../refresher/worker.ts';
 import { type TierConfig, type TierOptions, tierConfigOf } from './options.ts';
 import { HANDLE_KIND, Tier, type TierHandle } from './tier.ts';
 
 /** How long the refresher thread may take to start listening. */
 const REFRESHER_START_MS = 10_000;
+/** How long a metrics scrape waits for the refresher. */
+const REFRESHER_METRICS_MS = 1000;
 /** How long close waits for the refresher to finish before terminating it. */
 const REFRESHER_CLOSE_MS = 5_000;
 
@@ -79,7 +82,15 @@ export async function createTier(options: TierOptions): Promise<Tier> {
     }
     await pool.destroy();
   };
-  const tier = new Tier(handle, close);
+  // No abort signal here: piscina aborts a running task by terminating its worker.
+  const metrics = (): Promise<object[]> =>
+    raceTimeout(
+      pool.run({ op: 'metrics' }) as Promise<object[]>,
+      REFRESHER_METRICS_MS,
+      () =>
+        new HotshieldError('HS_ERR_TIMEOUT', 'the refresher did not report its metrics in time'),
+    );
+  const tier = new Tier(handle, { close, metrics });
   pools.set(tier, pool);
   return tier;
 }

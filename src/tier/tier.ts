@@ -36,6 +36,12 @@ export interface TierHandle {
 
 export type Loader = (key: string) => unknown | Promise<unknown>;
 
+/** What only the thread that created the tier can do (create.ts). */
+export interface TierOwner {
+  close(): Promise<void>;
+  metrics(): Promise<object[]>;
+}
+
 export interface GetOptions {
   /** Called on a full miss (not in L1, not in Redis); its result is stored in Redis and L1. */
   loader?: Loader;
@@ -120,7 +126,7 @@ export class Tier {
   readonly #acks = new Map<number, AckWaiter>();
   /** Keys whose background refresh was asked for, and when this thread may ask again. */
   readonly #refreshing = new Map<string, number>();
-  readonly #onClose: (() => Promise<void>) | undefined;
+  readonly #owner: TierOwner | undefined;
   #generation: number;
   #nextAck = 1;
   #waiting = 0;
@@ -128,7 +134,7 @@ export class Tier {
   #closing: Promise<void> | undefined;
 
   /** Use createTier / attachTier. */
-  constructor(handle: TierHandle, onClose?: () => Promise<void>) {
+  constructor(handle: TierHandle, owner?: TierOwner) {
     this.#handle = handle;
     this.#config = handle.config;
     this.#control = new Control(handle.control);
@@ -136,7 +142,7 @@ export class Tier {
     this.#l1 = L1Table.attach(handle.l1);
     this.#codec = this.#config.codec;
     this.#codecId = codecId(this.#codec);
-    this.#onClose = onClose;
+    this.#owner = owner;
     this.#generation = this.#control.generation;
     const names = channelNames(this.#config.tierId);
     this.#ask = new BroadcastChannel(names.ask);
@@ -223,6 +229,17 @@ export class Tier {
     await this.#request(id, timeoutMs, { t: 'delete', id, key, from: this.#clientId });
   }
 
+  /**
+   * The refresher thread's own Prometheus metrics (Redis latency and errors per node,
+   * batch sizes, keys in flight) as prom-client JSON, for merging with a registry of
+   * yours (`AggregatorRegistry.aggregate`). Only in the thread that created the tier;
+   * elsewhere, and if the refresher does not answer within a second, an empty list.
+   */
+  async refresherMetrics(): Promise<object[]> {
+    if (this.#owner === undefined || this.#closed) return [];
+    return this.#owner.metrics().catch(() => []);
+  }
+
   stats(): TierStats {
     return {
       l1: this.#l1.stats(),
@@ -253,7 +270,7 @@ export class Tier {
     this.#reply.close();
     openTiers.delete(this.#release);
     this.#l1.close();
-    await this.#onClose?.();
+    await this.#owner?.close();
   }
 
   #assertOpen(): void {

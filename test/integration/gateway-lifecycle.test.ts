@@ -196,6 +196,20 @@ describe('processes', () => {
   });
 });
 
+describe('configuration', () => {
+  it('an invalid flag exits with status 2 and a message naming it, before starting anything', async () => {
+    const { execFile } = await import('node:child_process');
+    const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      execFile(process.execPath, [main, '--soft-ttl', 'soon'], (error, _stdout, stderr) =>
+        resolve({ code: (error as { code?: number } | null)?.code ?? 0, stderr }),
+      );
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--soft-ttl \(HOTSHIELD_SOFT_TTL\) must be a duration/);
+  });
+});
+
 describe('no configuration', () => {
   it('starts its own Redis Cluster, answers, and leaves no Redis behind after SIGTERM', async () => {
     const gw = await startGateway(['--port', String(await freePort())]);

@@ -283,10 +283,24 @@ describe('health, readiness, metrics', () => {
       'hotshield_refresher_fetches_total',
       'hotshield_http_request_duration_seconds_bucket',
       'hotshield_redis_ready',
+      'hotshield_refresher_in_flight',
+      'hotshield_refresher_batch_keys_bucket',
     ]) {
       expect(text).toContain(name);
     }
+    // Redis latency per node, from the refresher thread.
+    expect(text).toMatch(
+      /^hotshield_l2_request_duration_seconds_count\{node="127\.0\.0\.1:\d+",op="get"\} \d+$/m,
+    );
     expect(text).not.toContain(TOKEN);
+  });
+
+  it('logs are structured JSON and never contain the token', () => {
+    expect(gw.logs.length).toBeGreaterThan(0);
+    expect(gw.logs.every((l) => typeof l.level === 'number' && typeof l.msg === 'string')).toBe(
+      true,
+    );
+    expect(JSON.stringify(gw.logs)).not.toContain(TOKEN);
   });
 });
 

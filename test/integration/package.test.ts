@@ -123,6 +123,8 @@ describe('the packed package', () => {
     expect(files).toContain('package/dist/l1/index.js');
     expect(files).toContain('package/dist/l1/index.d.ts');
     expect(files).toContain('package/dist/refresher/worker.js');
+    expect(files).toContain('package/dist/gateway/http-thread.js');
+    expect(files).toContain('package/dist/cli/main.js');
     expect(files.filter((f) => /^package\/(test|bench|node_modules)\//.test(f))).toEqual([]);
   });
 
@@ -143,4 +145,13 @@ describe('the packed package', () => {
     const set = { a: 1, when: new Date(5).getTime() };
     expect(printed).toEqual({ attachTier: 'function', worker: set, workerExit: 0, main: set });
   }, 120_000);
+
+  it('installs the hotshield command, which runs from the built JS', async () => {
+    const bin = path.join(app, 'node_modules', '.bin', 'hotshield');
+    const { readFile } = await import('node:fs/promises');
+    expect((await readFile(bin, 'utf8')).startsWith('#!/usr/bin/env node')).toBe(true);
+    const { stdout } = await run(process.execPath, [bin, '--help'], { cwd: app, env: cleanEnv() });
+    expect(stdout).toMatch(/^Usage: hotshield/);
+    expect(stdout).toContain('HOTSHIELD_SOFT_TTL');
+  });
 });

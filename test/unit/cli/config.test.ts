@@ -82,3 +82,14 @@ describe('gateway configuration', () => {
     }
   });
 });
+
+describe('redactRedis', () => {
+  it('hides the password of a redis:// URL and leaves seeds alone', async () => {
+    const { redactRedis } = await import('../../../src/cli/supervisor.ts');
+    expect(redactRedis('redis://app:s3cret@10.0.0.1:6379/0')).toBe(
+      'redis://app:***@10.0.0.1:6379/0',
+    );
+    expect(redactRedis('rediss://:s3cret@host:6380')).toBe('rediss://:***@host:6380');
+    expect(redactRedis('10.0.0.1:7000,10.0.0.2:7000')).toBe('10.0.0.1:7000,10.0.0.2:7000');
+  });
+});
