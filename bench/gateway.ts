@@ -149,6 +149,8 @@ console.log(
   ),
 );
 writeJson(
-  fileURLToPath(new URL(`./results/${m.date.slice(0, 10)}-gateway-hotkey-${threads}t.json`, import.meta.url)),
+  fileURLToPath(
+    new URL(`./results/${m.date.slice(0, 10)}-gateway-hotkey-${threads}t.json`, import.meta.url),
+  ),
   { machine: m, threads, seconds, connections, bytes, runs },
 );

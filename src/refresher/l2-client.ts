@@ -58,6 +58,13 @@ export interface L2Call {
 /** One key's outcome in a batch: its value, null when absent, or why it failed. */
 export type L2Read = Buffer | null | HotshieldError;
 
+/** One getMany call: its keys, where their outcomes go, and its shared deadline. */
+interface Reads {
+  readonly keys: readonly string[];
+  readonly out: L2Read[];
+  readonly deadlineAt: number;
+}
+
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN) /;
 
 const DEFAULTS = {
@@ -231,15 +238,14 @@ export class L2Client {
     } catch (error) {
       return out.fill(toL2Error(error));
     }
+    const reads: Reads = { keys, out, deadlineAt };
     const client = this.#client;
     if (!(client instanceof Cluster)) {
       await this.#pipelineGets(
+        reads,
         client,
         STANDALONE_NODE,
-        keys,
         keys.map((_, i) => i),
-        out,
-        deadlineAt,
       );
       return out;
     }
@@ -257,21 +263,20 @@ export class L2Client {
       [...groups].map(([nodeKey, indexes]) => {
         const node = masters.get(nodeKey);
         return node
-          ? this.#pipelineGets(node, nodeKey, keys, indexes, out, deadlineAt)
-          : this.#clusterGets(keys, indexes, out, deadlineAt);
+          ? this.#pipelineGets(reads, node, nodeKey, indexes)
+          : this.#clusterGets(reads, indexes);
       }),
     );
     return out;
   }
 
   async #pipelineGets(
+    reads: Reads,
     node: Redis,
     nodeKey: string,
-    keys: readonly string[],
     indexes: number[],
-    out: L2Read[],
-    deadlineAt: number,
   ): Promise<void> {
+    const { out } = reads;
     const started = performance.now();
     const report = () => {
       let failed = 0;
@@ -293,20 +298,19 @@ export class L2Client {
       return;
     }
     try {
-      await this.#pipelineOnce(node, nodeKey, keys, indexes, out, deadlineAt);
+      await this.#pipelineOnce(reads, node, nodeKey, indexes);
     } finally {
       report();
     }
   }
 
   async #pipelineOnce(
+    reads: Reads,
     node: Redis,
     nodeKey: string,
-    keys: readonly string[],
     indexes: number[],
-    out: L2Read[],
-    deadlineAt: number,
   ): Promise<void> {
+    const { keys, out, deadlineAt } = reads;
     const pipeline = node.pipeline();
     for (const i of indexes) pipeline.getBuffer(keys[i]);
     try {
@@ -331,7 +335,7 @@ export class L2Client {
       });
       if (nodeFailed) this.#breaker.failure(nodeKey, performance.now());
       else this.#breaker.success(nodeKey);
-      if (retry.length > 0) await this.#clusterGets(keys, retry, out, deadlineAt);
+      if (retry.length > 0) await this.#clusterGets(reads, retry);
     } catch (error) {
       this.#breaker.failure(nodeKey, performance.now());
       const e = toL2Error(error);
@@ -340,12 +344,8 @@ export class L2Client {
   }
 
   /** One GET per key through the cluster client, which follows MOVED/ASK. */
-  async #clusterGets(
-    keys: readonly string[],
-    indexes: number[],
-    out: L2Read[],
-    deadlineAt: number,
-  ): Promise<void> {
+  async #clusterGets(reads: Reads, indexes: number[]): Promise<void> {
+    const { keys, out, deadlineAt } = reads;
     await Promise.all(
       indexes.map(async (i) => {
         try {

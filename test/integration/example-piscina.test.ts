@@ -4,15 +4,11 @@
  * worker costs one per key per worker. Counted with INFO commandstats on a cluster of
  * the test's own.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { runExample, seedKeys } from '../../examples/piscina/main.ts';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { useOwnCluster } from '../fixtures/own-cluster.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
 it('the shared tier asks Redis once per key per soft TTL for the whole pool; per-worker caches once per worker', async () => {
   const keys = Array.from({ length: 5 }, (_, i) => `ex:product:${i}`);

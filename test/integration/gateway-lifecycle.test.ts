@@ -5,19 +5,15 @@
  */
 import net from 'node:net';
 import { pino } from 'pino';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseConfig } from '../../src/cli/config.ts';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import { startGatewayProcess } from '../../src/gateway/process.ts';
-import { freePort, startGateway } from '../fixtures/gateway-process.ts';
+import { freePort, startGateway, startGatewayOn } from '../fixtures/gateway-process.ts';
 import { agent, request } from '../fixtures/http.ts';
+import { useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -76,14 +72,7 @@ describe('HTTP threads', () => {
 
 describe('processes', () => {
   it('SIGTERM under load: every request that was sent is answered, then exit 0', async () => {
-    const gw = await startGateway([
-      '--redis',
-      cluster.seeds,
-      '--port',
-      String(await freePort()),
-      '--threads',
-      '2',
-    ]);
+    const gw = await startGatewayOn(cluster.seeds, ['--threads', '2']);
     await clusterClient(cluster.seeds).set('life:drain', 'ok');
     // One request is in flight for sure: its body is only half sent when SIGTERM arrives.
     const slow = net.connect(gw.port, '127.0.0.1');
@@ -121,19 +110,9 @@ describe('processes', () => {
   });
 
   it('several gateway processes share the port; one killed with SIGKILL is restarted', async () => {
-    const gw = await startGateway(
-      [
-        '--redis',
-        cluster.seeds,
-        '--port',
-        String(await freePort()),
-        '--threads',
-        '1',
-        '--processes',
-        '2',
-      ],
-      { processes: 2 },
-    );
+    const gw = await startGatewayOn(cluster.seeds, ['--threads', '1', '--processes', '2'], {
+      processes: 2,
+    });
     onTestFinished(async () => {
       await gw.stop();
     });
@@ -161,11 +140,7 @@ describe('processes', () => {
   });
 
   it('with Redis hung, cached keys are served and unknown keys get a fast 503 with Retry-After', async () => {
-    const gw = await startGateway([
-      '--redis',
-      cluster.seeds,
-      '--port',
-      String(await freePort()),
+    const gw = await startGatewayOn(cluster.seeds, [
       '--threads',
       '1',
       '--soft-ttl',

@@ -5,26 +5,21 @@
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import { commandCalls } from '../fixtures/commandstats.ts';
-import { freePort, type GatewayChild, startGateway } from '../fixtures/gateway-process.ts';
+import { type GatewayChild, startGatewayOn } from '../fixtures/gateway-process.ts';
 import { agent, errorCode, request } from '../fixtures/http.ts';
+import { useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 
 const TOKEN = 'test-token-0123456789';
-let cluster: RedisClusterHandle;
+const cluster = useOwnCluster();
 /** Soft TTL 300 ms, for the freshness tests. */
 let gw: GatewayChild;
 /** Default soft TTL (3 s), for counting GETs in a burst. */
 let gwDefault: GatewayChild;
 
 beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-  gw = await startGateway([
-    '--redis',
-    cluster.seeds,
-    '--port',
-    String(await freePort()),
+  gw = await startGatewayOn(cluster.seeds, [
     '--threads',
     '2',
     '--soft-ttl',
@@ -38,19 +33,11 @@ beforeAll(async () => {
     '--token',
     TOKEN,
   ]);
-  gwDefault = await startGateway([
-    '--redis',
-    cluster.seeds,
-    '--port',
-    String(await freePort()),
-    '--threads',
-    '2',
-  ]);
+  gwDefault = await startGatewayOn(cluster.seeds, ['--threads', '2']);
 });
 afterAll(async () => {
   await gwDefault?.stop();
   await gw?.stop();
-  await cluster?.stop();
 });
 
 const auth = { authorization: `Bearer ${TOKEN}` };

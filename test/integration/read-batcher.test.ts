@@ -3,20 +3,16 @@
  * tests count GETs on the masters, so they use a cluster of their own that no other test
  * file touches. (Coalescing across threads is tested through the tier, tier.test.ts.)
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
 import { L2Client } from '../../src/refresher/l2-client.ts';
 import { ReadBatcher } from '../../src/refresher/read-batcher.ts';
 import { commandCalls } from '../fixtures/commandstats.ts';
+import { useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 
 const totalGets = (seeds: string) => commandCalls(seeds, 'get');
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
 async function readPath() {
   const seeds = cluster.seeds;

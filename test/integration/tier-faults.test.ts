@@ -3,55 +3,14 @@
  * refresher thread killed. Callers get stale values or fast typed errors, never a hang,
  * and the tier recovers by itself. A cluster of its own, since it freezes the nodes.
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { describe, expect, it } from 'vitest';
 import { refresherPoolOf } from '../../src/tier/create.ts';
+import { freezeNodes, sleep, tierMaker, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
 import { merged, runThreads } from '../fixtures/tier-threads.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
-async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
-  const tier = await createTier({
-    redis: cluster.seeds,
-    l1Bytes: '8mb',
-    codec: 'utf8',
-    ...options,
-  });
-  onTestFinished(() => tier.close());
-  return tier;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Settle `promise`, reporting how long it took and its value or error code. */
-async function timed(
-  promise: Promise<unknown>,
-): Promise<{ ms: number; value?: unknown; code?: string }> {
-  const start = performance.now();
-  try {
-    const value = await promise;
-    return { ms: performance.now() - start, value };
-  } catch (error) {
-    return {
-      ms: performance.now() - start,
-      code: (error as { code?: string }).code ?? String(error),
-    };
-  }
-}
-
-function freezeMasters(): void {
-  for (const node of cluster.nodes) process.kill(node.pid, 'SIGSTOP');
-  onTestFinished(thawMasters);
-}
-
-function thawMasters(): void {
-  for (const node of cluster.nodes) process.kill(node.pid, 'SIGCONT');
-}
+const tierFor = tierMaker(cluster, { codec: 'utf8' });
 
 describe('Redis hung (all masters stopped)', () => {
   it('serves stale values, fails unknown keys fast with a typed error, and recovers when Redis returns', async () => {
@@ -64,7 +23,7 @@ describe('Redis hung (all masters stopped)', () => {
     await tier.set('f:cached', 'still here');
     expect(await tier.get('f:cached')).toBe('still here');
     await sleep(150);
-    freezeMasters();
+    const thawMasters = freezeNodes(cluster);
 
     // Past its soft TTL and Redis unable to answer: the stale value, at once, every time.
     for (let i = 0; i < 20; i++) {

@@ -4,51 +4,14 @@
  * never reports, and close() while another attachment's write is in flight. A cluster
  * of its own (it freezes nodes).
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { attachTier, createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { attachTier } from '../../src/index.ts';
+import { freezeNodes, sleep, tierMaker, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient, nodeClient } from '../fixtures/redis-clients.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
-async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
-  const tier = await createTier({
-    redis: cluster.seeds,
-    l1Bytes: '8mb',
-    codec: 'utf8',
-    ...options,
-  });
-  onTestFinished(() => tier.close());
-  return tier;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function timed(
-  promise: Promise<unknown>,
-): Promise<{ ms: number; value?: unknown; code?: string; message?: string }> {
-  const start = performance.now();
-  try {
-    const value = await promise;
-    return { ms: performance.now() - start, value };
-  } catch (error) {
-    const e = error as { code?: string; message?: string };
-    return { ms: performance.now() - start, code: e.code ?? String(error), message: e.message };
-  }
-}
-
-function freezeMasters(): void {
-  for (const node of cluster.nodes) process.kill(node.pid, 'SIGSTOP');
-  onTestFinished(thawMasters);
-}
-
-function thawMasters(): void {
-  for (const node of cluster.nodes) process.kill(node.pid, 'SIGCONT');
-}
+const tierFor = tierMaker(cluster, { codec: 'utf8' });
 
 describe('leases', () => {
   it('a lease that reaches a thread whose loader caller already timed out is passed on, not dropped', async () => {
@@ -57,7 +20,7 @@ describe('leases', () => {
     onTestFinished(() => other.close());
     const key = 'rf:late-lease';
     await clusterClient(cluster.seeds).del(key);
-    freezeMasters(); // the GET of the flight hangs for a while
+    const thawMasters = freezeNodes(cluster); // the GET of the flight hangs for a while
     const first = timed(tier.get(key, { loader: () => 'A', timeout: '100ms' }));
     await sleep(20);
     const second = timed(other.get(key, { loader: () => 'B', timeout: '5s' }));
@@ -84,7 +47,7 @@ describe('breaker', () => {
       await Promise.all(masters.map((m) => m.config('SET', 'maxmemory', '0')));
     });
     // One node failure opens the circuit of the key's master.
-    freezeMasters();
+    const thawMasters = freezeNodes(cluster);
     expect((await timed(tier.get(key))).code).toBe('HS_ERR_L2_TIMEOUT');
     thawMasters();
     // Redis is healthy again but refuses writes for a moment (maxmemory, noeviction).
@@ -110,7 +73,7 @@ describe('close', () => {
     const tier = await tierFor({ l2Timeout: '500ms', requestTimeout: '3s' });
     const other = attachTier(tier.handle);
     onTestFinished(() => other.close());
-    freezeMasters();
+    const thawMasters = freezeNodes(cluster);
     const write = timed(other.set('rf:closing', 'x'));
     await sleep(50); // the refresher has sent the SET and waits for Redis
     const closing = tier.close();

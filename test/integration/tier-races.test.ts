@@ -5,47 +5,16 @@
  * oversized timeouts and malformed asks. A cluster of its own.
  */
 import { BroadcastChannel } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { attachTier, createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { attachTier } from '../../src/index.ts';
 import { channelNames } from '../../src/refresher/protocol.ts';
 import { refresherPoolOf } from '../../src/tier/create.ts';
+import { sleep, tierMaker, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
-async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
-  const tier = await createTier({
-    redis: cluster.seeds,
-    l1Bytes: '8mb',
-    codec: 'utf8',
-    ...options,
-  });
-  onTestFinished(() => tier.close());
-  return tier;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Settle `promise`, reporting how long it took and its value or error code. */
-async function timed(
-  promise: Promise<unknown>,
-): Promise<{ ms: number; value?: unknown; code?: string }> {
-  const start = performance.now();
-  try {
-    const value = await promise;
-    return { ms: performance.now() - start, value };
-  } catch (error) {
-    return {
-      ms: performance.now() - start,
-      code: (error as { code?: string }).code ?? String(error),
-    };
-  }
-}
+const tierFor = tierMaker(cluster, { codec: 'utf8' });
 
 describe('writes racing a leased flight (refresher #loaded / #loadEnded ignore `superseded`)', () => {
   it('a set acknowledged while a loader runs is not overwritten by the loaded value', async () => {

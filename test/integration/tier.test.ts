@@ -2,27 +2,19 @@
  * The tier through its public API, with real threads against a real cluster of its own
  * (the tests count GETs on the masters with INFO commandstats).
  */
-import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { attachTier, createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { startRedisCluster } from '../../src/dev/redis-cluster.ts';
+import { attachTier, createTier } from '../../src/index.ts';
 import { commandCalls } from '../fixtures/commandstats.ts';
+import { sleep, tierMaker, useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 import { merged, runThreads } from '../fixtures/tier-threads.ts';
 
-let cluster: RedisClusterHandle;
-beforeAll(async () => {
-  cluster = await startRedisCluster({ masters: 3 });
-});
-afterAll(() => cluster?.stop());
+const cluster = useOwnCluster();
 
-async function tierFor(options: Partial<TierOptions> = {}): Promise<Tier> {
-  const tier = await createTier({ redis: cluster.seeds, l1Bytes: '8mb', ...options });
-  onTestFinished(() => tier.close());
-  return tier;
-}
+const tierFor = tierMaker(cluster);
 
 const gets = () => commandCalls(cluster.seeds, 'get');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('coalescing across threads', () => {
   it('10,000 concurrent gets of one uncached key over 4 threads cost exactly one Redis GET', async () => {
