@@ -28,7 +28,7 @@ export function formatNsRange(median: number, all: readonly number[]): string {
 }
 
 export function formatRatio(x: number): string {
-  return `${x.toFixed(2)}×`;
+  return Number.isFinite(x) ? `${x.toFixed(2)}×` : '—';
 }
 
 export function formatPercent(x: number): string {

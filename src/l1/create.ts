@@ -6,7 +6,7 @@
 
 import { processMonotonicMs } from './clock.ts';
 import { L1Error } from './errors.ts';
-import { DEFAULTS, planLayout, writeHeader } from './layout.ts';
+import { DEFAULTS, defaultMaxCounters, planLayout, writeHeader } from './layout.ts';
 import type { L1Handle } from './writer.ts';
 
 export interface L1Options {
@@ -18,7 +18,7 @@ export interface L1Options {
   maxValueBytes?: number;
   /** Threads that may attach at once (default 64). */
   maxThreads?: number;
-  /** Counter cells, a power of two (default 4096, 128 B each, inside the budget). */
+  /** Counter cells, a power of two, 128 B each, inside the budget (default 4096, fewer for budgets under 32 MiB: see defaultMaxCounters). */
   maxCounters?: number;
 }
 
@@ -39,7 +39,7 @@ export function createL1(options: L1Options): L1Handle {
     maxKeyBytes: options.maxKeyBytes ?? DEFAULTS.maxKeyBytes,
     maxValueBytes: options.maxValueBytes ?? DEFAULTS.maxValueBytes,
     maxThreads: options.maxThreads ?? DEFAULTS.maxThreads,
-    maxCounters: options.maxCounters ?? DEFAULTS.maxCounters,
+    maxCounters: options.maxCounters ?? defaultMaxCounters(options.bytes),
   });
   const sab = new SharedArrayBuffer(layout.totalBytes);
   const seed = crypto.getRandomValues(new Uint32Array(2));

@@ -172,6 +172,16 @@ export const DEFAULTS = {
   maxCounters: 4096,
 } as const;
 
+/**
+ * The default number of counter cells for a budget: 4096, or fewer for a small budget so
+ * that counters take at most 1/64 of it (a 1 MiB table would otherwise give half its
+ * bytes to counters), never fewer than 64. Always a power of two.
+ */
+export function defaultMaxCounters(bytes: number): number {
+  const share = Math.max(64, Math.floor(bytes / (COUNTER_CELL_BYTES * 64)));
+  return Math.min(DEFAULTS.maxCounters, 2 ** Math.floor(Math.log2(share)));
+}
+
 /** Where everything is, in bytes from the start of the SharedArrayBuffer. */
 export interface Layout {
   readonly totalBytes: number;

@@ -1,0 +1,66 @@
+/**
+ * CPU seconds and resident memory of a process and all its descendants, from /proc
+ * (Linux). Used to charge each contender (and the load generator, which shares the two
+ * cores) for the CPU it used during a measurement.
+ */
+
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICKS_PER_SECOND = 100;
+const PAGE_BYTES = 4096;
+
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  cpuTicks: number;
+  rssPages: number;
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: fields start after the last ')'.
+    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return {
+      pid,
+      ppid: Number(fields[1]),
+      cpuTicks: Number(fields[11]) + Number(fields[12]),
+      rssPages: Number(fields[21]),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function tree(rootPid: number): ProcStat[] {
+  const all: ProcStat[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const s = readStat(Number(name));
+    if (s !== undefined) all.push(s);
+  }
+  const out: ProcStat[] = [];
+  const wanted = new Set([rootPid]);
+  // Parents come before children in most listings, but not always: iterate to a fixpoint.
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const s of all) {
+      if (!wanted.has(s.pid) && wanted.has(s.ppid)) {
+        wanted.add(s.pid);
+        grew = true;
+      }
+    }
+  }
+  for (const s of all) if (wanted.has(s.pid)) out.push(s);
+  return out;
+}
+
+/** CPU seconds (user + system) used so far by `pid` and its descendants still alive. */
+export function treeCpuSeconds(pid: number): number {
+  return tree(pid).reduce((sum, s) => sum + s.cpuTicks, 0) / TICKS_PER_SECOND;
+}
+
+/** Resident bytes of `pid` and its descendants. */
+export function treeRssBytes(pid: number): number {
+  return tree(pid).reduce((sum, s) => sum + s.rssPages, 0) * PAGE_BYTES;
+}

@@ -1,0 +1,183 @@
+/**
+ * What every scenario of `npm run bench` shares: the run's settings and cluster, running
+ * contenders in rotated order over rounds (this VM's speed drifts by ±20 % over minutes,
+ * so contenders alternate and each cell is the median), and the result table.
+ */
+
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster } from 'ioredis';
+import type { RedisClusterHandle } from '../../src/dev/redis-cluster.ts';
+import type { LoadSpec } from '../fixtures/loadgen.ts';
+import { type ContenderName, type ContenderOptions, startContender } from './contenders.ts';
+import { type Measurement, measure } from './http-measure.ts';
+import type { Machine } from './machine.ts';
+import { formatBytes, formatRate, formatRatio, markdownTable, progress } from './report.ts';
+
+export interface Suite {
+  quick: boolean;
+  rounds: number;
+  seconds: number;
+  threads: number;
+  connections: number;
+  softTtlMs: number;
+  contenders: readonly ContenderName[];
+  cluster: RedisClusterHandle;
+  redis: Cluster;
+  redisPorts: number[];
+  machine: Machine;
+}
+
+/** What a scenario hands back: its JSON record, its report section, its goal lines. */
+export interface ScenarioOutcome {
+  name: string;
+  record: unknown;
+  report: string;
+  goals: string[];
+  chart?: {
+    categories: string[];
+    series: Array<{ name: string; values: number[] }>;
+    yLabel: string;
+    logScale?: boolean;
+  }[];
+}
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+/** The port of the master that owns `key`'s slot. */
+export async function ownerPort(suite: Suite, key: string): Promise<number> {
+  await suite.redis.cluster('SLOTS');
+  const owner = suite.redis.slots[calculateSlot(key)]?.[0] ?? '';
+  return Number(owner.split(':')[1]);
+}
+
+export interface Cell {
+  contender: ContenderName;
+  variant: string;
+  runs: Measurement[];
+}
+
+/** Every contender × variant, `rounds` times in rotated order, each on a fresh start (cold, unless `warmPath`). */
+export async function compete(
+  suite: Suite,
+  scenario: string,
+  variants: Array<{ name: string; pipelining: number }>,
+  options: Omit<ContenderOptions, 'seeds' | 'threads'> & { seeds?: string },
+  path: LoadSpec['path'],
+  hotNodePort?: number,
+  /** Requested once before measuring, so the run starts warm instead of cold. */
+  warmPath?: string,
+): Promise<Cell[]> {
+  const chosen = suite.contenders;
+  const cells: Cell[] = variants.flatMap((v) =>
+    chosen.map((contender) => ({ contender, variant: v.name, runs: [] })),
+  );
+  for (let round = 0; round < suite.rounds; round++) {
+    for (const variant of variants) {
+      const order = chosen.map((_, i) => chosen[(i + round) % chosen.length]);
+      for (const contender of order) {
+        // A fresh process each time: the run includes the cold start (empty L1).
+        const running = await startContender(contender, {
+          seeds: suite.cluster.seeds,
+          threads: suite.threads,
+          ...options,
+        });
+        try {
+          if (warmPath !== undefined) {
+            const warm = await fetch(running.url(warmPath));
+            await warm.arrayBuffer();
+          }
+          const result = await measure({
+            label: `${scenario} ${contender} ${variant.name} (round ${round + 1}/${suite.rounds})`,
+            serverPids: [running.pid],
+            redisPorts: suite.redisPorts,
+            hotNodePort,
+            progress,
+            spec: {
+              urls: [running.url('/')],
+              connections: suite.connections,
+              pipelining: variant.pipelining,
+              seconds: suite.seconds,
+              path,
+            },
+          });
+          cells
+            .find((c) => c.contender === contender && c.variant === variant.name)
+            ?.runs.push(result);
+        } finally {
+          await running.stop();
+        }
+      }
+    }
+  }
+  return cells;
+}
+
+export function summarise(cells: Cell[]) {
+  return cells.map((c) => {
+    const pick = (f: (r: Measurement) => number) => median(c.runs.map(f));
+    const rates = c.runs.map((r) => r.requestsPerSecond);
+    return {
+      contender: c.contender,
+      variant: c.variant,
+      rounds: c.runs.length,
+      requestsPerSecond: pick((r) => r.requestsPerSecond),
+      requestsPerSecondRange: [Math.min(...rates), Math.max(...rates)],
+      p50: pick((r) => r.latencyMs.p50),
+      p99: pick((r) => r.latencyMs.p99),
+      p999: pick((r) => r.latencyMs.p999),
+      failures: pick((r) => r.non2xx + r.errors),
+      redisGets: pick((r) => r.redis.reduce((s, n) => s + n.gets, 0)),
+      hotNodeGetsPerSecond: pick((r) => r.hotNodeGetsPerSecond ?? 0),
+      redisCpuSeconds: pick((r) => r.redis.reduce((s, n) => s + n.cpuSeconds, 0)),
+      l1HitRatio: pick((r) => r.l1HitRatio),
+      serverCpuSeconds: pick((r) => r.serverCpuSeconds),
+      loadgenCpuSeconds: pick((r) => r.loadgenCpuSeconds),
+      serverRssBytes: pick((r) => r.serverRssBytes),
+    };
+  });
+}
+
+export type Row = ReturnType<typeof summarise>[number];
+
+export function find(rows: Row[], contender: ContenderName, variant: string): Row | undefined {
+  return rows.find((r) => r.contender === contender && r.variant === variant);
+}
+
+/** The scenario table: throughput with ratios to ceiling and l2-only, latency, costs. */
+export function table(rows: Row[], extra: Array<[string, (r: Row) => string]>): string {
+  const rate = (name: ContenderName, variant: string) =>
+    find(rows, name, variant)?.requestsPerSecond ?? Number.NaN;
+  return markdownTable(
+    [
+      'contender',
+      'variant',
+      'req/s (median)',
+      'vs ceiling',
+      'vs l2-only',
+      'p50 / p99 / p99.9 ms',
+      'non-2xx + errors',
+      ...extra.map(([h]) => h),
+      'server CPU s',
+      'loadgen CPU s',
+      'server RSS',
+    ],
+    rows.map((r) => [
+      r.contender,
+      r.variant,
+      formatRate(r.requestsPerSecond),
+      formatRatio(r.requestsPerSecond / rate('ceiling', r.variant)),
+      formatRatio(r.requestsPerSecond / rate('l2-only', r.variant)),
+      `${r.p50} / ${r.p99} / ${r.p999}`,
+      String(r.failures),
+      ...extra.map(([, f]) => f(r)),
+      r.serverCpuSeconds.toFixed(1),
+      r.loadgenCpuSeconds.toFixed(1),
+      formatBytes(r.serverRssBytes),
+    ]),
+  );
+}
+
+export const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');

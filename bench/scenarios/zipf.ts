@@ -1,0 +1,86 @@
+/**
+ * zipf: Zipf(0.99) over many 1 KiB keys with an L1 budget of 10 % of the working set
+ * (the classic two-tier splits the same total over its processes). Compares hit ratios
+ * (1 − Redis GETs / requests) and throughput.
+ */
+
+import { formatBytes, formatPercent, progress } from '../lib/report.ts';
+import {
+  compete,
+  find,
+  met,
+  type ScenarioOutcome,
+  type Suite,
+  summarise,
+  table,
+} from '../lib/suite.ts';
+
+export async function zipf(suite: Suite): Promise<ScenarioOutcome> {
+  const keys = suite.quick ? 10_000 : 100_000;
+  const valueBytes = 1024;
+  const value = Buffer.alloc(valueBytes, 'z');
+  progress(`zipf: storing ${keys} keys of ${valueBytes} B`);
+  // Keys spread over every master: concurrent SETs rather than one (single-slot) pipeline.
+  for (let i = 0; i < keys; i += 1000) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < Math.min(keys, i + 1000); j++)
+      batch.push(suite.redis.set(`bench:z:${j}`, value));
+    await Promise.all(batch);
+  }
+  const l1Bytes = Math.floor(keys * valueBytes * 0.1);
+  const cells = await compete(
+    suite,
+    'zipf',
+    [{ name: 'p1', pipelining: 1 }],
+    { softTtlMs: suite.softTtlMs, bodyBytes: valueBytes, l1Bytes },
+    { zipf: { keys, s: 0.99, seed: 42, prefix: '/v1/kv/bench:z:' } },
+  );
+  const rows = summarise(cells);
+  const hs = find(rows, 'hotshield', 'p1');
+  const classic = find(rows, 'classic', 'p1');
+  const goals =
+    hs && classic
+      ? [
+          `zipf hit ratio: hotshield ${formatPercent(hs.l1HitRatio)} vs classic two-tier ${formatPercent(classic.l1HitRatio)} with the same total L1 bytes (goal ≥: ${met(hs.l1HitRatio >= classic.l1HitRatio)})`,
+        ]
+      : [];
+  const served = rows.filter((r) => r.contender !== 'ceiling');
+  return {
+    name: 'zipf',
+    record: {
+      settings: {
+        threads: suite.threads,
+        rounds: suite.rounds,
+        seconds: suite.seconds,
+        keys,
+        valueBytes,
+        l1Bytes,
+        s: 0.99,
+      },
+      rows,
+      runs: cells,
+    },
+    report:
+      `### zipf: Zipf(0.99) over ${keys} keys of ${valueBytes} B, L1 budget ${formatBytes(l1Bytes)} (10 % of the working set; classic splits it over its ${suite.threads} processes)\n\n` +
+      table(rows, [
+        ['Redis GETs', (r) => String(r.redisGets)],
+        ['hit ratio', (r) => (r.contender === 'ceiling' ? 'n/a' : formatPercent(r.l1HitRatio))],
+      ]),
+    goals,
+    chart: [
+      {
+        categories: ['requests/s'],
+        series: rows.map((r) => ({ name: r.contender, values: [r.requestsPerSecond] })),
+        yLabel: 'requests/s',
+      },
+      {
+        categories: ['hit ratio %'],
+        series: served.map((r) => ({
+          name: r.contender,
+          values: [Math.round(r.l1HitRatio * 1000) / 10],
+        })),
+        yLabel: 'L1 hit ratio (%)',
+      },
+    ],
+  };
+}
