@@ -62,7 +62,7 @@ const redis = new Cluster(cluster.seeds.split(','));
 const suite: Suite = {
   quick,
   rounds: Number(values.rounds ?? (quick ? 1 : 2)),
-  seconds: Number(values.seconds ?? (quick ? 3 : 10)),
+  seconds: Number(values.seconds ?? (quick ? 3 : 8)),
   threads: Number(values.threads),
   connections: 100,
   softTtlMs: 3000,
