@@ -16,7 +16,7 @@
 import { hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isInternalKey, parseDuration, type Tier } from '../tier/index.ts';
+import { isInternalKey, type Lookup, parseDuration, type Tier } from '../tier/index.ts';
 import { MAX_CONTENT_TYPE_BYTES, unwrap, wrap } from './envelope.ts';
 import { HttpError, sendError } from './http-errors.ts';
 import type { ThreadMetrics } from './metrics.ts';
@@ -118,12 +118,34 @@ async function getKey(
   res: ServerResponse,
   key: string,
 ): Promise<number> {
-  const head = req.method === 'HEAD';
   const found = await ctx.tier.lookup(key);
   if (found === undefined) throw new HttpError('HS_ERR_NOT_FOUND', 'no such key');
+  return sendValue(req, res, key, found);
+}
+
+/**
+ * ETags of recent entries by key, valid while the L1 entry's version is unchanged: a
+ * hot key's hash is computed once per refresh, not once per request. Per thread,
+ * bounded (forgotten wholesale when full).
+ */
+const etags = new Map<string, { version: number; etag: string }>();
+const ETAG_CACHE_LIMIT = 10_000;
+
+function etagFor(key: string, found: Lookup, stored: Buffer): string {
+  if (found.version === 0) return etagOf(stored);
+  const cached = etags.get(key);
+  if (cached !== undefined && cached.version === found.version) return cached.etag;
+  if (etags.size >= ETAG_CACHE_LIMIT) etags.clear();
+  const etag = etagOf(stored);
+  etags.set(key, { version: found.version, etag });
+  return etag;
+}
+
+function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found: Lookup): number {
+  const head = req.method === 'HEAD';
   const stored = found.value as Buffer;
   const { contentType, body } = unwrap(stored);
-  const etag = etagOf(stored);
+  const etag = etagFor(key, found, stored);
   const headers: Record<string, string | number> = {
     etag,
     'x-cache': found.cache.toUpperCase(),
@@ -224,6 +246,38 @@ async function route(
   throw new HttpError('HS_ERR_NO_ROUTE', 'no such route');
 }
 
+/**
+ * The hot path: a GET or HEAD whose key L1 can answer right now is answered here,
+ * synchronously, with no promise in between. Returns the status sent, or 0 when the
+ * request needs the full (asynchronous) route: another method, a miss, or any error,
+ * which the full route reports properly.
+ */
+function answerFromL1(
+  ctx: RouteContext,
+  req: IncomingMessage,
+  res: ServerResponse,
+  method: string,
+): number {
+  if (method !== 'GET' && method !== 'HEAD') return 0;
+  const url = req.url ?? '/';
+  if (!url.startsWith(KV_PREFIX)) return 0;
+  let key: string;
+  let found: Lookup | null | undefined;
+  try {
+    const q = url.indexOf('?');
+    key = keyOf(url.slice(KV_PREFIX.length, q === -1 ? undefined : q), ctx.maxKeyBytes);
+    found = ctx.tier.peek(key);
+  } catch {
+    return 0;
+  }
+  if (found === undefined) return 0;
+  if (found === null) {
+    sendError(res, new HttpError('HS_ERR_NOT_FOUND', 'no such key'), method === 'HEAD');
+    return 404;
+  }
+  return sendValue(req, res, key, found);
+}
+
 export function requestHandler(
   ctx: RouteContext,
 ): (req: IncomingMessage, res: ServerResponse) => void {
@@ -231,6 +285,11 @@ export function requestHandler(
     const started = performance.now();
     const method = req.method ?? 'GET';
     if (ctx.isDraining()) res.setHeader('connection', 'close');
+    const status = answerFromL1(ctx, req, res, method);
+    if (status !== 0) {
+      ctx.metrics.observe('kv', method, status, (performance.now() - started) / 1000);
+      return;
+    }
     route(ctx, req, res)
       .catch((error: unknown): [string, number] => {
         const status = sendError(res, error, method === 'HEAD');

@@ -1,7 +1,7 @@
 /**
  * The refresher: the one thread of a process that talks to Redis and the only writer of
- * L1 entries. It listens for asks on the tier's ask channel (protocol.ts) and answers on
- * the reply channel.
+ * L1 entries. Each attached thread joins on the tier's control channel and then asks,
+ * and is answered, on a channel of its own (protocol.ts).
  *
  * - Flights: one per key at a time (the process-wide singleflight). An ask for a key in
  *   flight joins it. A new key beyond `maxInFlight` is refused with HS_ERR_QUEUE_FULL.
@@ -28,10 +28,13 @@ import { RefresherMetrics } from './metrics.ts';
 import {
   type Ask,
   CODEC_ID,
-  channelNames,
+  type Control as ControlMessage,
+  clientChannel,
+  controlChannel,
   FLAG_ABSENT,
   FLAG_GONE,
   parseAsk,
+  parseControl,
   type Reply,
 } from './protocol.ts';
 import { ReadBatcher } from './read-batcher.ts';
@@ -40,6 +43,8 @@ import type { RedisTarget } from './redis-target.ts';
 export interface RefresherConfig {
   tierId: string;
   maxKeyBytes: number;
+  /** Threads that may attach (bounds the private channels kept for clients). */
+  maxThreads: number;
   redis: RedisTarget;
   softTtlMs: number;
   staleTtlMs: number;
@@ -57,6 +62,8 @@ interface Flight {
   readonly key: string;
   /** Askers that have a loader, in arrival order; the first gets the lease. */
   readonly loaders: string[];
+  /** Every client that asked (with or without a loader): each gets the outcome. */
+  readonly askers: Set<string>;
   lessee?: string;
   leaseTimer?: NodeJS.Timeout;
   /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
@@ -77,8 +84,10 @@ export class Refresher {
   readonly #table: L1Table;
   readonly #l2: L2Client;
   readonly #batcher: ReadBatcher;
-  readonly #ask: BroadcastChannel;
-  readonly #reply: BroadcastChannel;
+  /** The tier's control channel: join/leave in, hello/closed out. */
+  readonly #bus: BroadcastChannel;
+  /** Each joined client's private channel (protocol.ts), most recently joined last. */
+  readonly #clients = new Map<string, BroadcastChannel>();
   readonly #flights = new Map<string, Flight>();
   readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
@@ -106,14 +115,12 @@ export class Refresher {
       control.add('l2Batches');
       this.#metrics.batch(keys);
     });
-    const names = channelNames(config.tierId);
-    this.#ask = new BroadcastChannel(names.ask);
-    this.#reply = new BroadcastChannel(names.reply);
-    this.#ask.onmessage = (event) => this.#onAsk((event as MessageEvent).data);
+    this.#bus = new BroadcastChannel(controlChannel(config.tierId));
+    this.#bus.onmessage = (event) => this.#onControl((event as MessageEvent).data);
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
     const generation = control.announceRefresher();
     if (generation > 1) control.add('respawns');
-    this.#post({ t: 'hello', generation });
+    this.#broadcast({ t: 'hello', generation });
     this.#l2.ready(config.connectTimeoutMs).then(
       () => this.#housekeeping(),
       () => this.#housekeeping(),
@@ -125,12 +132,13 @@ export class Refresher {
     if (this.#closed) return;
     this.#closed = true;
     clearInterval(this.#sweep);
-    this.#ask.close();
     for (const f of this.#flights.values()) clearTimeout(f.leaseTimer);
     this.#flights.clear();
     // Every attachment fails what it still waits for (reads, leases, unacknowledged writes).
-    this.#post({ t: 'closed' });
-    this.#reply.close();
+    this.#broadcast({ t: 'closed' });
+    this.#bus.close();
+    for (const channel of this.#clients.values()) channel.close();
+    this.#clients.clear();
     this.#control.setState('down');
     await this.#l2.close();
     this.#writer.close();
@@ -169,14 +177,42 @@ export class Refresher {
     this.#mirrored = { rejected: b.rejected, opened: b.opened };
   }
 
-  #post(reply: Reply): void {
-    if (!this.#closed || reply.t === 'closed') this.#reply.postMessage(reply);
+  #broadcast(message: ControlMessage): void {
+    this.#bus.postMessage(message);
   }
 
-  #onAsk(data: unknown): void {
+  /** A reply to one client, on its private channel (dropped if it has left). */
+  #send(clientId: string, reply: Reply): void {
+    if (!this.#closed) this.#clients.get(clientId)?.postMessage(reply);
+  }
+
+  #onControl(data: unknown): void {
+    if (this.#closed) return;
+    const m = parseControl(data);
+    if (m === undefined) return;
+    const known = this.#clients.get(m.from);
+    this.#clients.delete(m.from);
+    if (m.t === 'leave') {
+      known?.close();
+      return;
+    }
+    const channel = known ?? new BroadcastChannel(clientChannel(this.#config.tierId, m.from));
+    channel.onmessage = (event) => this.#onAsk(m.from, (event as MessageEvent).data);
+    this.#clients.set(m.from, channel);
+    // Clients that died without leaving (a terminated worker) are forgotten oldest first.
+    while (this.#clients.size > this.#config.maxThreads * 4) {
+      const [oldest, stale] = this.#clients.entries().next().value as [string, BroadcastChannel];
+      stale.close();
+      this.#clients.delete(oldest);
+    }
+    channel.postMessage({ t: 'welcome' } satisfies Reply);
+  }
+
+  #onAsk(clientId: string, data: unknown): void {
     if (this.#closed) return;
     const ask = parseAsk(data, this.#config.maxKeyBytes);
-    if (ask === undefined) return;
+    // A client speaks for itself only.
+    if (ask === undefined || ask.from !== clientId) return;
     // Nothing an ask carries may take the refresher down (a respawn loses every flight):
     // a failure here leaves the asker to its own timer.
     try {
@@ -195,6 +231,7 @@ export class Refresher {
     let f = this.#flights.get(key);
     if (f !== undefined) {
       this.#control.add('joined');
+      f.askers.add(from);
       if (ask.load && !f.loaders.includes(from)) f.loaders.push(from);
       return;
     }
@@ -212,12 +249,12 @@ export class Refresher {
           : (entry.flags & FLAG_GONE) !== 0
             ? 'gone'
             : 'absent';
-      this.#post({ t: 'done', key, to: from, status });
+      this.#send(from, { t: 'done', key, to: from, status });
       return;
     }
     if (this.#flights.size >= this.#config.maxInFlight) {
       this.#control.add('queueFull');
-      this.#post({
+      this.#send(from, {
         t: 'done',
         key,
         to: from,
@@ -227,7 +264,7 @@ export class Refresher {
       });
       return;
     }
-    f = { key, loaders: ask.load ? [from] : [], superseded: false };
+    f = { key, askers: new Set([from]), loaders: ask.load ? [from] : [], superseded: false };
     this.#flights.set(key, f);
     this.#control.add('fetches');
     const flight = f;
@@ -267,16 +304,17 @@ export class Refresher {
         message: `the loader for this key did not answer within ${this.#config.loaderTimeoutMs} ms (loaderTimeout)`,
       });
     }, this.#config.loaderTimeoutMs + LEASE_MARGIN_MS);
-    // The reason travels with the lease: callers without a loader get Redis's error, not
-    // a false "absent".
-    this.#post({
+    // Every asker hears of the lease: callers without a loader are answered (with Redis's
+    // error, not a false "absent", when Redis failed); only `to` runs its loader.
+    const lease: Reply = {
       t: 'done',
       key: f.key,
       status: 'lease',
       to,
       code: f.why?.code,
       message: f.why?.message,
-    });
+    };
+    for (const asker of f.askers) this.#send(asker, lease);
   }
 
   /** Nobody will load the key: answer with what Redis said (absent, or its error). */
@@ -354,7 +392,13 @@ export class Refresher {
     const stored =
       ask.t === 'set' && error === undefined && this.#store(key, ask.value, ask.flags, ask.ttlMs);
     if (!stored) this.#writer.delete(key);
-    this.#post({ t: 'ack', id: ask.id, to: ask.from, code: error?.code, message: error?.message });
+    this.#send(ask.from, {
+      t: 'ack',
+      id: ask.id,
+      to: ask.from,
+      code: error?.code,
+      message: error?.message,
+    });
   }
 
   /** Run a Redis write, counting it; its typed error, or undefined on success. */
@@ -384,7 +428,8 @@ export class Refresher {
   #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {
     clearTimeout(f.leaseTimer);
     this.#flights.delete(f.key);
-    this.#post({ t: 'done', key: f.key, ...outcome });
+    const reply: Reply = { t: 'done', key: f.key, ...outcome };
+    for (const asker of f.askers) this.#send(asker, reply);
   }
 
   /**

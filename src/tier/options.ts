@@ -60,7 +60,6 @@ export interface TierConfig extends RefresherConfig {
   codec: CodecName;
   l1Bytes: number;
   maxValueBytes: number;
-  maxThreads: number;
   maxWaiting: number;
   requestTimeoutMs: number;
 }

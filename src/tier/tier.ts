@@ -16,7 +16,9 @@ import { Control, type ControlStats, type RefresherState } from '../refresher/co
 import { raceTimeout } from '../refresher/deadline.ts';
 import {
   type Ask,
-  channelNames,
+  type Control as ControlMessage,
+  clientChannel,
+  controlChannel,
   FLAG_ABSENT,
   FLAG_GONE,
   type Reply,
@@ -57,6 +59,11 @@ export interface Lookup {
   cache: 'hit' | 'stale' | 'miss';
   /** Milliseconds since the value was stored in L1 (0 on a miss). */
   ageMs: number;
+  /**
+   * The L1 entry's version: changes whenever the entry is rewritten in this process (0 on
+   * a miss). Lets a caller cache something derived from the value, like an ETag.
+   */
+  version: number;
 }
 
 export interface SetOptions {
@@ -120,8 +127,13 @@ export class Tier {
   readonly #codec: CodecName;
   readonly #codecId: number;
   readonly #clientId = crypto.randomUUID();
-  readonly #ask: BroadcastChannel;
-  readonly #reply: BroadcastChannel;
+  /** The tier's control channel (join/leave out, hello/closed in). */
+  readonly #bus: BroadcastChannel;
+  /** This client's private channel to the refresher: asks out, replies in. */
+  readonly #channel: BroadcastChannel;
+  /** Asks held until the refresher has opened its end of #channel (protocol.ts). */
+  #outbox: Ask[] = [];
+  #welcomed = false;
   readonly #pending = new Map<string, Pending>();
   readonly #acks = new Map<number, AckWaiter>();
   /** Keys whose background refresh was asked for, and when this thread may ask again. */
@@ -144,13 +156,15 @@ export class Tier {
     this.#codecId = codecId(this.#codec);
     this.#owner = owner;
     this.#generation = this.#control.generation;
-    const names = channelNames(this.#config.tierId);
-    this.#ask = new BroadcastChannel(names.ask);
-    this.#reply = new BroadcastChannel(names.reply);
-    this.#reply.onmessage = (event) => this.#onReply((event as MessageEvent).data as Reply);
+    this.#bus = new BroadcastChannel(controlChannel(this.#config.tierId));
+    this.#bus.onmessage = (event) =>
+      this.#onControl((event as MessageEvent).data as ControlMessage);
+    this.#channel = new BroadcastChannel(clientChannel(this.#config.tierId, this.#clientId));
+    this.#channel.onmessage = (event) => this.#onReply((event as MessageEvent).data as Reply);
     // Pending work keeps the thread alive through its timers; an idle tier must not.
-    this.#ask.unref();
-    this.#reply.unref();
+    this.#bus.unref();
+    this.#channel.unref();
+    this.#join();
     openTiers.add(this.#release);
   }
 
@@ -176,23 +190,37 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    const entry = this.#l1.get(checkKey(key, this.#config.maxKeyBytes));
-    if (entry !== undefined) {
-      const absent = (entry.flags & FLAG_ABSENT) !== 0;
-      // A negative entry stops a caller with a loader only if a loader put it there.
-      const final = !absent || loader === undefined || (entry.flags & FLAG_GONE) !== 0;
-      if (final) {
-        const stale = entry.state === 'stale';
-        if (stale) this.#refresh(key);
-        if (absent) return undefined;
-        const value = decode(this.#codec, entry.value, entry.flags);
-        return { value, cache: stale ? 'stale' : 'hit', ageMs: entry.ageMs };
-      }
-    }
+    const known = this.#fromL1(checkKey(key, this.#config.maxKeyBytes), loader !== undefined);
+    if (known !== undefined) return known ?? undefined;
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
     const value = await this.#wait(key, loader, ttlMs, timeoutMs);
-    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0 };
+    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0, version: 0 };
+  }
+
+  /**
+   * What L1 alone can say about `key`, synchronously: its value (a stale one also asks
+   * for a background refresh), null if L1 knows Redis has no such key, or undefined
+   * when only Redis can answer (then call lookup). No promise, no I/O: for servers that
+   * answer hits on the spot.
+   */
+  peek(key: string): Lookup | null | undefined {
+    this.#assertOpen();
+    return this.#fromL1(checkKey(key, this.#config.maxKeyBytes), false);
+  }
+
+  /** The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative entry. */
+  #fromL1(key: string, withLoader: boolean): Lookup | null | undefined {
+    const entry = this.#l1.get(key);
+    if (entry === undefined) return undefined;
+    const absent = (entry.flags & FLAG_ABSENT) !== 0;
+    // A negative entry stops a caller with a loader only if a loader put it there.
+    if (absent && withLoader && (entry.flags & FLAG_GONE) === 0) return undefined;
+    const stale = entry.state === 'stale';
+    if (stale) this.#refresh(key);
+    if (absent) return null;
+    const value = decode(this.#codec, entry.value, entry.flags);
+    return { value, cache: stale ? 'stale' : 'hit', ageMs: entry.ageMs, version: entry.version };
   }
 
   /** Write `value` to Redis (with `ttl` if given), then to L1; resolves once Redis acknowledged. */
@@ -266,8 +294,9 @@ export class Tier {
       if (p.askedLoad || p.loading) this.#post({ t: 'release', key: p.key, from: this.#clientId });
     }
     this.#failAll(closedError());
-    this.#ask.close();
-    this.#reply.close();
+    this.#bus.postMessage({ t: 'leave', from: this.#clientId } satisfies ControlMessage);
+    this.#bus.close();
+    this.#channel.close();
     openTiers.delete(this.#release);
     this.#l1.close();
     await this.#owner?.close();
@@ -278,7 +307,21 @@ export class Tier {
   }
 
   #post(ask: Ask): void {
-    this.#ask.postMessage(ask);
+    if (this.#welcomed) this.#channel.postMessage(ask);
+    // Bounded: every held ask belongs to a waiting caller (≤ maxWaiting) or a refresh.
+    else if (this.#outbox.length < this.#config.maxWaiting) this.#outbox.push(ask);
+  }
+
+  /** Ask the refresher to open its end of this client's channel; it answers `welcome`. */
+  #join(): void {
+    this.#welcomed = false;
+    this.#bus.postMessage({ t: 'join', from: this.#clientId } satisfies ControlMessage);
+  }
+
+  #onControl(message: ControlMessage): void {
+    if (this.#closed) return;
+    if (message.t === 'hello') this.#onRefresherStart(message.generation);
+    else if (message.t === 'closed') this.#failAll(closedError());
   }
 
   /** Ask for one background refresh (never a load: a caller with a loader has a value). */
@@ -362,12 +405,11 @@ export class Tier {
 
   #onReply(reply: Reply): void {
     if (this.#closed) return;
-    if (reply.t === 'hello') {
-      this.#onRefresherStart(reply.generation);
-      return;
-    }
-    if (reply.t === 'closed') {
-      this.#failAll(closedError());
+    if (reply.t === 'welcome') {
+      this.#welcomed = true;
+      const held = this.#outbox;
+      this.#outbox = [];
+      for (const ask of held) this.#channel.postMessage(ask);
       return;
     }
     if (reply.t === 'ack') {
@@ -542,6 +584,7 @@ export class Tier {
   #onRefresherStart(generation: number): void {
     if (generation <= this.#generation) return;
     this.#generation = generation;
+    this.#join();
     for (const p of this.#pending.values()) {
       if (!p.loading)
         this.#post({ t: 'fetch', key: p.key, from: this.#clientId, load: p.askedLoad });

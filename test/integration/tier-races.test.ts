@@ -7,7 +7,7 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { attachTier } from '../../src/index.ts';
-import { channelNames } from '../../src/refresher/protocol.ts';
+import { clientChannel, controlChannel } from '../../src/refresher/protocol.ts';
 import { refresherPoolOf } from '../../src/tier/create.ts';
 import { sleep, tierMaker, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
@@ -165,15 +165,33 @@ describe('error reporting', () => {
     if (r.code !== 'HS_ERR_OPTION') expect(r).toMatchObject({ value: 'x' });
   });
 
-  it('a malformed ask (empty or over-long key) is dropped, not a refresher crash', async () => {
+  it('malformed asks and control messages are dropped, not a refresher crash', async () => {
     const tier = await tierFor();
-    const ask = new BroadcastChannel(channelNames(tier.handle.config.tierId).ask);
-    onTestFinished(() => ask.close());
-    ask.postMessage({ t: 'fetch', key: '', from: 'buggy-thread', load: false });
-    await sleep(300);
-    ask.postMessage({ t: 'fetch', key: 'k'.repeat(5000), from: 'buggy-thread', load: false });
+    const tierId = tier.handle.config.tierId;
+    // A buggy thread: joins like a client, then sends garbage on its own channel.
+    const bus = new BroadcastChannel(controlChannel(tierId));
+    const own = new BroadcastChannel(clientChannel(tierId, 'buggy-thread'));
+    onTestFinished(() => {
+      bus.close();
+      own.close();
+    });
+    const welcomed = new Promise((resolve) => {
+      own.onmessage = (event) => resolve((event as MessageEvent).data);
+    });
+    bus.postMessage({ t: 'join', from: 'buggy-thread' });
+    expect(await welcomed).toEqual({ t: 'welcome' });
+    own.postMessage({ t: 'fetch', key: '', from: 'buggy-thread', load: false });
+    own.postMessage({ t: 'fetch', key: 'k'.repeat(5000), from: 'buggy-thread', load: false });
+    own.postMessage({ t: 'fetch', key: 'spoofed', from: 'someone-else', load: false });
+    bus.postMessage({ t: 'join', from: 42 });
+    bus.postMessage({ t: 'join', from: 'x'.repeat(1000) });
+    bus.postMessage('garbage');
     await sleep(500);
     expect(tier.stats().refresher.generation).toBe(1);
     expect(tier.stats().tier.respawns).toBe(0);
+    expect(tier.stats().tier.fetches).toBe(0);
+    // The tier still works.
+    await tier.set('r:after-garbage', 'ok');
+    expect(await tier.get('r:after-garbage')).toBe('ok');
   });
 });

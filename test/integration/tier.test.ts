@@ -122,7 +122,7 @@ describe('read-through with a loader', () => {
         op: 'load' as const,
         key: 't:origin',
         n: 250,
-        delayMs: 100,
+        delayMs: 200,
         calls,
       })),
     );
@@ -145,8 +145,10 @@ describe('read-through with a loader', () => {
     const tier = await tierFor();
     const calls = new SharedArrayBuffer(4);
     const results = await runThreads(tier, [
-      { op: 'load', key: 't:broken', n: 50, delayMs: 20, calls, fail: true },
-      { op: 'load', key: 't:broken', n: 50, delayMs: 20, calls, fail: true },
+      // Slow enough that both threads ask while the loader runs: coalescing is for
+      // concurrent callers; a caller arriving after a failure starts a new load.
+      { op: 'load', key: 't:broken', n: 50, delayMs: 200, calls, fail: true },
+      { op: 'load', key: 't:broken', n: 50, delayMs: 200, calls, fail: true },
     ]);
     expect(new Int32Array(calls)[0]).toBe(1);
     const all = merged(results);
@@ -317,6 +319,20 @@ describe('get / set / delete', () => {
     // GET on a list is WRONGTYPE: a per-key error, reported to the caller.
     await expect(tier.get('t:list')).rejects.toMatchObject({ code: 'HS_ERR_L2_UNAVAILABLE' });
     expect(tier.stats().tier.l2Errors).toBeGreaterThanOrEqual(1);
+  });
+
+  it('peek answers from L1 alone, synchronously: hit, known-absent (null) or unknown (undefined)', async () => {
+    const tier = await tierFor({ negativeTtl: '5s' });
+    expect(tier.peek('t:peek')).toBeUndefined();
+    await tier.set('t:peek', { n: 1 });
+    const hit = tier.peek('t:peek');
+    expect(hit).toMatchObject({ value: { n: 1 }, cache: 'hit' });
+    expect(hit?.version).toBeGreaterThan(0);
+    await tier.set('t:peek', { n: 2 });
+    expect(tier.peek('t:peek')?.version).not.toBe(hit?.version);
+    expect(await tier.get('t:peek:absent')).toBeUndefined();
+    expect(tier.peek('t:peek:absent')).toBeNull();
+    expect(() => tier.peek('')).toThrow(expect.objectContaining({ code: 'HS_ERR_KEY_EMPTY' }));
   });
 
   it('stats cover the shared L1, the process-wide counters and this thread', async () => {
