@@ -84,7 +84,9 @@ try {
   for (const name of scenarios) {
     const outcome = await SCENARIOS[name](suite);
     outcomes.push(outcome);
-    writeJson(new URL(`${date}-${name}.json`, results).pathname, {
+    // A --quick run is a smoke test: its files never replace a full run's.
+    const suffix = quick ? '-quick' : '';
+    writeJson(new URL(`${date}-${name}${suffix}.json`, results).pathname, {
       machine: m,
       ...(outcome.record as object),
     });
@@ -95,7 +97,7 @@ try {
           '',
         ),
       );
-      writeFileSync(new URL(`${name}.svg`, results), stacked(svgs));
+      writeFileSync(new URL(`${name}${suffix}.svg`, results), stacked(svgs));
     }
   }
 } finally {
@@ -110,6 +112,7 @@ console.log(
   `${suite.threads} HTTP threads (classic: ${suite.threads} processes); ${suite.rounds} round(s) in rotated order, median shown. ` +
     'autocannon runs as a separate process on the same cores: its CPU is the "loadgen CPU s" column.\n',
 );
-for (const o of outcomes) console.log(`${o.report}\n\nChart: bench/results/${o.name}.svg\n`);
+for (const o of outcomes)
+  console.log(`${o.report}\n\nChart: bench/results/${o.name}${quick ? '-quick' : ''}.svg\n`);
 const goals = outcomes.flatMap((o) => o.goals);
 if (goals.length > 0) console.log(`### goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`);
