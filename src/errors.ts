@@ -30,6 +30,8 @@ export const TierErrorCodes = {
   HS_ERR_CLOSED: 'HS_ERR_CLOSED',
   /** attachTier was given something that is not a tier handle. */
   HS_ERR_HANDLE: 'HS_ERR_HANDLE',
+  /** A counter name is empty, too long, or holds `{`, `}` or hotshield's internal mark. */
+  HS_ERR_COUNTER_NAME: 'HS_ERR_COUNTER_NAME',
 } as const;
 
 export const ErrorCodes = { ...L1ErrorCodes, ...TierErrorCodes } as const;

@@ -47,7 +47,7 @@ export interface L2ClientOptions {
 /** One call to one node, as reported to `onCall`. */
 export interface L2Call {
   node: string;
-  op: 'get' | 'set' | 'del';
+  op: 'get' | 'set' | 'del' | 'flush';
   seconds: number;
   /** Keys in the call, and how many of them failed (with the first failure's code). */
   keys: number;
@@ -108,6 +108,34 @@ export function isNodeFailure(error: HotshieldError): boolean {
       error.message,
     )
   );
+}
+
+/**
+ * The idempotent counter flush (reliability research, section 3, "high-water mark"):
+ * KEYS[1] shard, KEYS[2] mark hash (writer → last applied seq), same slot.
+ * ARGV: writer, seq, delta, mark TTL in ms. Returns {applied 1|0, shard value as string}.
+ * The value is read back with GET rather than taken from INCRBY: Lua numbers are doubles,
+ * exact only below 2^53; the string is exact.
+ */
+const FLUSH_SHARD_LUA = `
+local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
+if tonumber(ARGV[2]) <= last then
+  return {0, redis.call('GET', KEYS[1]) or '0'}
+end
+redis.call('INCRBY', KEYS[1], ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+return {1, redis.call('GET', KEYS[1])}
+`;
+
+interface FlushCommand {
+  hotshieldFlushShard(...args: string[]): Promise<unknown>;
+}
+
+/** Teach a client the flush script (ioredis sends EVALSHA, and EVAL once if unknown). */
+function defineFlush(client: Cluster | Redis): void {
+  if ((client as unknown as Partial<FlushCommand>).hotshieldFlushShard !== undefined) return;
+  client.defineCommand('hotshieldFlushShard', { numberOfKeys: 2, lua: FLUSH_SHARD_LUA });
 }
 
 function circuitOpen(node: string): HotshieldError {
@@ -188,6 +216,7 @@ export class L2Client {
     // Connection trouble is reported through call results; an 'error' event without a
     // listener would crash the thread. A client passed in keeps its owner's listeners.
     if (this.#owned) this.#client.on('error', () => {});
+    defineFlush(this.#client);
   }
 
   get isCluster(): boolean {
@@ -369,6 +398,35 @@ export class L2Client {
     ).then(() => undefined);
   }
 
+  /**
+   * Add `delta` to the counter shard `shardKey` at most once for (`writer`, `seq`):
+   * atomically (one Lua script, both keys in the shard's slot) the shard is incremented
+   * and `seq` recorded as `writer`'s last applied flush in `markKey`, unless a flush with
+   * that or a later `seq` was already applied (a retry after a lost reply, or ioredis
+   * re-sending after a dropped connection). The mark expires after `markTtlMs` without
+   * flushes, so it holds one small hash field per live writer.
+   */
+  async flushShard(
+    shardKey: string,
+    markKey: string,
+    writer: string,
+    seq: number,
+    delta: bigint,
+    markTtlMs: number,
+  ): Promise<{ applied: boolean; value: bigint }> {
+    const [applied, value] = (await this.#write(shardKey, 'flush', () =>
+      (this.#client as unknown as FlushCommand).hotshieldFlushShard(
+        shardKey,
+        markKey,
+        writer,
+        String(seq),
+        delta.toString(),
+        String(markTtlMs),
+      ),
+    )) as [number, string];
+    return { applied: applied === 1, value: BigInt(value) };
+  }
+
   /** DEL; true if the key existed. */
   async del(key: string): Promise<boolean> {
     return (await this.#write(key, 'del', () => this.#client.del(key))) > 0;
@@ -391,7 +449,7 @@ export class L2Client {
     return { ...this.#breaker.counts, openNodes: this.#breaker.openNodes(performance.now()) };
   }
 
-  async #write<T>(key: string, op: 'set' | 'del', command: () => Promise<T>): Promise<T> {
+  async #write<T>(key: string, op: 'set' | 'del' | 'flush', command: () => Promise<T>): Promise<T> {
     const node = this.nodeOf(key);
     const what = `${op.toUpperCase()} ${key}`;
     const started = performance.now();

@@ -1,0 +1,72 @@
+import calculateSlot from 'cluster-key-slot';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import {
+  checkCounterName,
+  flushMarkKeyOf,
+  shardKeysFor,
+} from '../../../src/counters/shard-keys.ts';
+
+describe('counter shard keys', () => {
+  it('are `name#i`, one per equal slot range, in range order, and the same every time', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z0-9:._-]{1,40}$/),
+        fc.integer({ min: 1, max: 64 }),
+        (name, n) => {
+          const keys = shardKeysFor(name, n);
+          expect(keys).toHaveLength(n);
+          expect(new Set(keys).size).toBe(n);
+          keys.forEach((key, k) => {
+            expect(key.startsWith(`${name}#`)).toBe(true);
+            expect(Math.floor((calculateSlot(key) * n) / 16384)).toBe(k);
+          });
+          expect(shardKeysFor(name, n)).toEqual(keys);
+        },
+      ),
+      { numRuns: 50 },
+    );
+  });
+
+  it('spread evenly over masters that own equal slot ranges (the launcher’s 3-master layout)', () => {
+    const owner = (slot: number) => (slot <= 5460 ? 'a' : slot <= 10922 ? 'b' : 'c');
+    for (const n of [3, 6, 12]) {
+      const per: Record<string, number> = {};
+      for (const key of shardKeysFor('likes:video:7', n)) {
+        const m = owner(calculateSlot(key));
+        per[m] = (per[m] ?? 0) + 1;
+      }
+      expect(Object.values(per)).toEqual([n / 3, n / 3, n / 3]);
+    }
+  });
+
+  it('keep each shard’s flush mark in the shard’s own slot, marked internal', () => {
+    for (const key of shardKeysFor('likes', 6)) {
+      const mark = flushMarkKeyOf(key);
+      expect(calculateSlot(mark)).toBe(calculateSlot(key));
+      expect(mark).toContain(':__hotshield');
+    }
+  });
+
+  it('refuse names that would pin shards to one slot, or are not names', () => {
+    for (const bad of [
+      '',
+      'a{b}',
+      'x}',
+      '{tag',
+      '\ud800',
+      'k'.repeat(100),
+      'a:__hotshield:b',
+      42,
+    ]) {
+      expect(() => checkCounterName(bad)).toThrow(
+        expect.objectContaining({ code: 'HS_ERR_COUNTER_NAME' }),
+      );
+    }
+    expect(() => shardKeysFor('ok', 0)).toThrow(expect.objectContaining({ code: 'HS_ERR_OPTION' }));
+    expect(() => shardKeysFor('ok', 257)).toThrow(
+      expect.objectContaining({ code: 'HS_ERR_OPTION' }),
+    );
+    expect(checkCounterName('likes:video:7')).toBe('likes:video:7');
+  });
+});
