@@ -10,21 +10,27 @@ import cluster from 'node:cluster';
 import { pino } from 'pino';
 import { startGatewayProcess } from '../gateway/process.ts';
 import { ConfigError, type GatewayConfig, helpText, parseConfig } from './config.ts';
-import { DRAIN_DEADLINE_MS, redactRedis, runPrimary, SHUTDOWN_MESSAGE } from './supervisor.ts';
+import {
+  DRAIN_DEADLINE_MS,
+  LISTENING_MESSAGE,
+  redactRedis,
+  runPrimary,
+  SHUTDOWN_MESSAGE,
+} from './supervisor.ts';
 
 async function runGatewayProcess(config: GatewayConfig): Promise<void> {
   const log = pino({ level: config.logLevel, base: { pid: process.pid, role: 'gateway' } });
   const redis = config.redis;
   if (redis === undefined)
     throw new ConfigError('--redis (HOTSHIELD_REDIS) is required in a gateway process');
-  const gateway = await startGatewayProcess(config, redis, log);
-  log.info(
-    { host: config.host, port: gateway.port, threads: config.threads, redis: redactRedis(redis) },
-    'gateway process listening',
-  );
+  // Listen for a stop before starting: a shutdown that arrives while the tier and the
+  // threads come up is honoured as soon as they are up, not lost.
+  let gateway: Awaited<ReturnType<typeof startGatewayProcess>> | undefined;
+  let stopRequested = false;
   let draining = false;
   const drain = async (): Promise<void> => {
-    if (draining) return;
+    stopRequested = true;
+    if (draining || gateway === undefined) return;
     draining = true;
     await gateway.drain(DRAIN_DEADLINE_MS);
     log.info('gateway process drained');
@@ -36,6 +42,13 @@ async function runGatewayProcess(config: GatewayConfig): Promise<void> {
   // The primary decides when to stop (a Ctrl-C reaches the whole process group).
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => void drain());
+  gateway = await startGatewayProcess(config, redis, log);
+  log.info(
+    { host: config.host, port: gateway.port, threads: config.threads, redis: redactRedis(redis) },
+    'gateway process listening',
+  );
+  process.send?.(LISTENING_MESSAGE);
+  if (stopRequested) await drain();
 }
 
 try {

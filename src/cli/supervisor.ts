@@ -8,7 +8,10 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Logger } from 'pino';
 import { type RedisClusterHandle, startRedisCluster } from '../dev/redis-cluster.ts';
+import { redactRedis } from '../refresher/redis-target.ts';
 import type { GatewayConfig } from './config.ts';
+
+export { redactRedis };
 
 /** How long a gateway process may take to drain before it is killed. */
 export const DRAIN_DEADLINE_MS = 10_000;
@@ -17,11 +20,10 @@ const RESTART_MAX_MS = 10_000;
 const HEALTHY_AFTER_MS = 30_000;
 
 export const SHUTDOWN_MESSAGE = 'hotshield:shutdown';
-
-/** Credentials never reach the logs. */
-export function redactRedis(redis: string): string {
-  return redis.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-}
+/** Sent by a gateway process once its threads listen. */
+export const LISTENING_MESSAGE = 'hotshield:listening';
+/** Gateway processes that may die in a row before listening, before the supervisor gives up. */
+const MAX_FAILED_STARTS = 5;
 
 export async function runPrimary(config: GatewayConfig, log: Logger): Promise<void> {
   let local: RedisClusterHandle | undefined;
@@ -43,16 +45,33 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<vo
   const env = { HOTSHIELD_REDIS: redis };
   let stopping = false;
   let delay = RESTART_MIN_MS;
+  let failedStarts = 0;
   const born = new Map<Worker, number>();
+  const listening = new WeakSet<Worker>();
 
   const fork = (): void => {
     const worker = cluster.fork(env);
     born.set(worker, performance.now());
+    worker.on('message', (m) => {
+      if (m !== LISTENING_MESSAGE) return;
+      listening.add(worker);
+      failedStarts = 0;
+    });
   };
   cluster.on('exit', (worker, code, signal) => {
     const lived = performance.now() - (born.get(worker) ?? 0);
     born.delete(worker);
     if (stopping) return;
+    // A process that cannot even start (port taken, Redis option refused…) will not
+    // start the next time either: after a few in a row, stop instead of looping.
+    if (!listening.has(worker) && ++failedStarts >= MAX_FAILED_STARTS) {
+      log.fatal(
+        { worker: worker.process.pid, code, failedStarts },
+        'gateway processes keep failing to start; giving up',
+      );
+      void shutdown('gateway processes fail to start', 1);
+      return;
+    }
     delay = lived > HEALTHY_AFTER_MS ? RESTART_MIN_MS : Math.min(RESTART_MAX_MS, delay * 2);
     log.error(
       { worker: worker.process.pid, code, signal, restartInMs: delay },
@@ -64,7 +83,7 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<vo
   });
   for (let i = 0; i < config.processes; i++) fork();
 
-  const shutdown = async (reason: string): Promise<void> => {
+  async function shutdown(reason: string, exitCode = 0): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ reason }, 'draining gateway processes');
@@ -87,8 +106,8 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<vo
     );
     await local?.stop();
     log.info('stopped');
-    process.exit(0);
-  };
+    process.exit(exitCode);
+  }
   process.once('SIGTERM', () => void shutdown('SIGTERM'));
   process.once('SIGINT', () => void shutdown('SIGINT'));
   // `npm start` signals only its `sh -c` wrapper: if our parent goes, we go too.

@@ -32,16 +32,21 @@ export function wrap(contentType: string | undefined, body: Buffer): Buffer {
   return Buffer.concat([MAGIC, Buffer.from([typeBytes.length]), typeBytes, body]);
 }
 
-/** The content type and body of stored bytes (the body is a view, not a copy). */
+/** Characters an HTTP header value may hold (Node refuses anything else in writeHead). */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]+$/;
+
+/**
+ * The content type and body of stored bytes (the body is a view, not a copy). Bytes that
+ * only look like an envelope (another application's value, or a type no HTTP header can
+ * carry) are served as they are, as application/octet-stream.
+ */
 export function unwrap(bytes: Buffer): Unwrapped {
   if (startsWithMagic(bytes) && bytes.length > MAGIC.length) {
     const len = bytes[MAGIC.length];
     const start = MAGIC.length + 1;
     if (start + len <= bytes.length) {
-      return {
-        contentType: bytes.toString('latin1', start, start + len),
-        body: bytes.subarray(start + len),
-      };
+      const contentType = bytes.toString('latin1', start, start + len);
+      if (HEADER_VALUE.test(contentType)) return { contentType, body: bytes.subarray(start + len) };
     }
   }
   return { contentType: DEFAULT_CONTENT_TYPE, body: bytes };

@@ -271,11 +271,19 @@ function answerFromL1(
     return 0;
   }
   if (found === undefined) return 0;
-  if (found === null) {
-    sendError(res, new HttpError('HS_ERR_NOT_FOUND', 'no such key'), method === 'HEAD');
-    return 404;
+  try {
+    if (found === null) {
+      sendError(res, new HttpError('HS_ERR_NOT_FOUND', 'no such key'), method === 'HEAD');
+      return 404;
+    }
+    return sendValue(req, res, key, found);
+  } catch (error) {
+    // Nothing thrown here may escape the request listener: it would kill the thread.
+    ctx.log.error({ err: error, url: req.url, method }, 'request failed');
+    if (!res.headersSent) return sendError(res, error, method === 'HEAD');
+    res.destroy();
+    return 500;
   }
-  return sendValue(req, res, key, found);
 }
 
 export function requestHandler(
@@ -292,7 +300,13 @@ export function requestHandler(
     }
     route(ctx, req, res)
       .catch((error: unknown): [string, number] => {
-        const status = sendError(res, error, method === 'HEAD');
+        let status = 500;
+        try {
+          status = sendError(res, error, method === 'HEAD');
+        } catch {
+          // The response was already under way: all that is left is to cut it.
+          res.destroy();
+        }
         if (status === 500) ctx.log.error({ err: error, url: req.url, method }, 'request failed');
         // A body we refused to read must not be parsed as the next request.
         if (!req.complete) res.once('finish', () => req.socket.destroySoon());

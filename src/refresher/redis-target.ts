@@ -39,16 +39,32 @@ export function parseSeeds(seeds: string): Array<{ host: string; port: number }>
   });
 }
 
+/**
+ * A Redis URL (or text holding one) with its password replaced by `***`, for logs and
+ * messages. The password runs to the last `@` of the authority, as URL parsing has it.
+ */
+export function redactRedis(text: string): string {
+  try {
+    const u = new URL(text);
+    if (u.password === '') return text;
+    u.password = '***';
+    return u.toString().replace(':%2A%2A%2A@', ':***@');
+  } catch {
+    return text.replace(/\/\/([^:@/]*):[^/]*@/, '//$1:***@');
+  }
+}
+
 function parseUrl(url: string): RedisTarget {
   let u: URL;
   try {
     u = new URL(url);
   } catch {
-    throw optionError(`redis URL "${url}" is not a valid URL`);
+    throw optionError(`redis URL "${redactRedis(url)}" is not a valid URL`);
   }
   const port = u.port === '' ? 6379 : Number(u.port);
   const db = u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0;
-  if (!Number.isInteger(db) || db < 0) throw optionError(`redis URL "${url}" has a bad db number`);
+  if (!Number.isInteger(db) || db < 0)
+    throw optionError(`redis URL "${redactRedis(url)}" has a bad db number`);
   return {
     kind: 'standalone',
     host: u.hostname,

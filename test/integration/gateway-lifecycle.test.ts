@@ -185,6 +185,32 @@ describe('configuration', () => {
   });
 });
 
+describe('startup failures', () => {
+  it('gateway processes that keep failing to start make the supervisor give up with status 1', async () => {
+    // Something else (not a reusePort listener) holds the port: every start fails.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    onTestFinished(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const { spawn } = await import('node:child_process');
+    const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const child = spawn(
+      process.execPath,
+      [main, '--redis', cluster.seeds, '--port', String(port), '--threads', '1'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(out).toContain('gateway processes keep failing to start; giving up');
+  }, 60_000);
+});
+
 describe('no configuration', () => {
   it('starts its own Redis Cluster, answers, and leaves no Redis behind after SIGTERM', async () => {
     const gw = await startGateway(['--port', String(await freePort())]);
