@@ -50,6 +50,9 @@ export class ThreadMetrics {
   }
 }
 
+/** How long one stats snapshot is reused: a scrape's collect calls come within it. */
+const SNAPSHOT_MS = 100;
+
 /** A counter whose value is read from elsewhere at scrape time. */
 function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): void {
   new Counter({
@@ -77,8 +80,16 @@ function mirroredGauge(registry: Registry, name: string, help: string, read: () 
 /** The process-wide metrics, read from the tier's shared memory at each scrape. */
 export function processRegistry(tier: Tier): Registry {
   const registry = new Registry();
-  const l1 = () => tier.stats().l1;
-  const t = () => tier.stats().tier;
+  // One snapshot serves every metric of a scrape: stats() sums every thread's line.
+  let snapshot: { at: number; stats: ReturnType<Tier['stats']> } | undefined;
+  const stats = () => {
+    const now = performance.now();
+    if (snapshot === undefined || now - snapshot.at > SNAPSHOT_MS)
+      snapshot = { at: now, stats: tier.stats() };
+    return snapshot.stats;
+  };
+  const l1 = () => stats().l1;
+  const t = () => stats().tier;
   mirroredCounter(
     registry,
     'hotshield_l1_hits_total',
@@ -130,7 +141,7 @@ export function processRegistry(tier: Tier): Registry {
     registry,
     'hotshield_redis_ready',
     '1 when the refresher is connected to Redis',
-    () => (tier.stats().refresher.state === 'l2Ready' ? 1 : 0),
+    () => (stats().refresher.state === 'l2Ready' ? 1 : 0),
   );
   return registry;
 }

@@ -150,22 +150,6 @@ export class Refresher {
     return this.#metrics.registry.getMetricsAsJSON();
   }
 
-  /** Breaker and readiness details that only the refresher knows. */
-  l2State(): {
-    ready: boolean;
-    breakerRejected: number;
-    breakerOpened: number;
-    openNodes: string[];
-  } {
-    const b = this.#l2.breakerState();
-    return {
-      ready: this.#l2.isReady,
-      breakerRejected: b.rejected,
-      breakerOpened: b.opened,
-      openNodes: b.openNodes,
-    };
-  }
-
   #housekeeping(): void {
     if (this.#closed) return;
     this.#control.setState(this.#l2.isReady ? 'l2Ready' : 'l2Down');

@@ -3,7 +3,7 @@
  * (tier/create.ts). The refresher starts when the module loads, from the pool's
  * `workerData`, and serves asks over the tier's channels; piscina gives it respawn
  * (a replacement worker loads this module again and takes over the L1 writer), and its
- * task queue carries the few calls the owning thread makes: `close`, `state`, `metrics`.
+ * task queue carries the few calls the owning thread makes: `close` and `metrics`.
  */
 
 import { workerData } from 'node:worker_threads';
@@ -17,14 +17,13 @@ export interface RefresherWorkerData {
   config: RefresherConfig;
 }
 
-export type RefresherTask = { op: 'close' } | { op: 'state' } | { op: 'metrics' };
+export type RefresherTask = { op: 'close' } | { op: 'metrics' };
 
 const data = workerData as RefresherWorkerData;
 const refresher = new Refresher(data.l1, new Control(data.control), data.config);
 
 export default async function task(t: RefresherTask): Promise<unknown> {
   if (t?.op === 'close') return refresher.close();
-  if (t?.op === 'state') return refresher.l2State();
   if (t?.op === 'metrics') return refresher.metrics();
   throw new TypeError(`unknown refresher task ${JSON.stringify(t)}`);
 }

@@ -190,7 +190,7 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    const known = this.#fromL1(checkKey(key, this.#config.maxKeyBytes), loader !== undefined);
+    const known = this.#fromL1(checkReadKey(key), loader !== undefined);
     if (known !== undefined) return known ?? undefined;
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
@@ -206,7 +206,7 @@ export class Tier {
    */
   peek(key: string): Lookup | null | undefined {
     this.#assertOpen();
-    return this.#fromL1(checkKey(key, this.#config.maxKeyBytes), false);
+    return this.#fromL1(checkReadKey(key), false);
   }
 
   /** The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative entry. */
@@ -660,7 +660,19 @@ function replyError(
   return new HotshieldError(c, message ?? c, cause === undefined ? undefined : { cause });
 }
 
-/** The key, if it is one L1 can hold; else the same typed error L1 would throw. */
+/**
+ * A key about to be read: what L1's own check (empty, over maxKeyBytes) cannot see — a
+ * non-string, or a lone surrogate, which UTF-8 encoding would silently turn into U+FFFD
+ * and so into another key. Reads skip checkKey's length pass: L1 measures while encoding.
+ */
+function checkReadKey(key: string): string {
+  if (typeof key !== 'string') throw new L1Error('HS_ERR_KEY_INVALID', 'key must be a string');
+  if (!key.isWellFormed())
+    throw new L1Error('HS_ERR_KEY_INVALID', 'key is not well-formed UTF-16 (lone surrogate)');
+  return key;
+}
+
+/** A key about to be written (it never passes through L1's check): the full check. */
 function checkKey(key: string, maxKeyBytes: number): string {
   if (typeof key !== 'string') throw new L1Error('HS_ERR_KEY_INVALID', 'key must be a string');
   if (key.length === 0) throw new L1Error('HS_ERR_KEY_EMPTY', 'key must not be empty');
