@@ -32,6 +32,13 @@ export const TierErrorCodes = {
   HS_ERR_HANDLE: 'HS_ERR_HANDLE',
   /** A counter name is empty, too long, or holds `{`, `}` or hotshield's internal mark. */
   HS_ERR_COUNTER_NAME: 'HS_ERR_COUNTER_NAME',
+  /**
+   * An increment made with `{ sync: true }` is recorded but Redis did not acknowledge its
+   * flush within the timeout. It will still be flushed: retrying would count it twice.
+   */
+  HS_ERR_UNCONFIRMED: 'HS_ERR_UNCONFIRMED',
+  /** close() could not flush every counter increment to Redis; the message lists them. */
+  HS_ERR_UNFLUSHED: 'HS_ERR_UNFLUSHED',
 } as const;
 
 export const ErrorCodes = { ...L1ErrorCodes, ...TierErrorCodes } as const;

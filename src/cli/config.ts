@@ -53,6 +53,20 @@ export const SETTINGS = {
     help: 'longest key in UTF-8 bytes (default 1024)',
   },
   'max-value-bytes': { tier: 'maxValueBytes', help: 'largest value, e.g. 1mb (default 1mb)' },
+  'counter-shards': {
+    tier: 'counterShards',
+    integer: true,
+    help: 'shard keys per counter, 1-256; the same on every process (default 16)',
+  },
+  'flush-interval': {
+    tier: 'flushInterval',
+    help: 'how often counter increments are flushed to Redis (default 100ms)',
+  },
+  'max-counters': {
+    tier: 'maxCounters',
+    integer: true,
+    help: 'distinct counters per process, a power of two (default 4096)',
+  },
   token: { help: 'bearer token required for writes (unset: only loopback clients may write)' },
   'log-level': { help: 'fatal, error, warn, info, debug or trace (default info)' },
 } as const satisfies Record<string, Setting>;

@@ -41,7 +41,7 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<vo
     );
   }
   if (config.token === undefined)
-    log.warn('no --token: only loopback clients may write (PUT/DELETE)');
+    log.warn('no --token: only loopback clients may write (PUT, DELETE, counter increments)');
   const env = { HOTSHIELD_REDIS: redis };
   let stopping = false;
   let delay = RESTART_MIN_MS;

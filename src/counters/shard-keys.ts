@@ -62,7 +62,10 @@ export function shardKeysFor(name: string, shards: number): string[] {
   return out as string[];
 }
 
-/** The key holding a shard's flush bookkeeping: in the shard's own slot, marked internal. */
-export function flushMarkKeyOf(shardKey: string): string {
-  return `{${shardKey}}${INTERNAL_MARK}:flushed`;
+/**
+ * The key holding `writer`'s last applied flush to a shard: in the shard's own slot (the
+ * hash tag is the whole shard key), marked internal.
+ */
+export function flushMarkKeyOf(shardKey: string, writer: string): string {
+  return `{${shardKey}}${INTERNAL_MARK}:flushed:${writer}`;
 }

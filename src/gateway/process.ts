@@ -151,7 +151,7 @@ export async function startGatewayProcess(
   } catch (error) {
     draining = true;
     await Promise.all([...threads].map((w) => w.terminate()));
-    await tier.close();
+    await tier.close().catch((e: Error) => log.error({ err: e }, 'closing the tier failed'));
     throw error;
   }
 
@@ -179,7 +179,8 @@ export async function startGatewayProcess(
             }),
         ),
       );
-      await tier.close();
+      // The last counter increments are flushed here; what Redis would not take is lost.
+      await tier.close().catch((e: Error) => log.error({ err: e }, 'closing the tier failed'));
     },
   };
 }

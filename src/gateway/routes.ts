@@ -5,6 +5,7 @@
  *   GET|HEAD /v1/kv/:key     value from the tier; x-cache, age, etag, content-type; 304, 404
  *   PUT      /v1/kv/:key     write-through (body, content-type, ?ttl=); bearer token or loopback
  *   DELETE   /v1/kv/:key     write-through delete; same guard
+ *   POST     /v1/counters/:name/incr, GET|HEAD /v1/counters/:name   (counter-routes.ts)
  *   GET      /healthz        alive
  *   GET      /readyz         tier ready and Redis reachable, not draining
  *   GET      /metrics        Prometheus text for the whole process
@@ -17,6 +18,7 @@ import { hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isInternalKey, type Lookup, parseDuration, type Tier } from '../tier/index.ts';
+import { COUNTERS_PREFIX, routeCounter } from './counter-routes.ts';
 import { MAX_CONTENT_TYPE_BYTES, unwrap, wrap } from './envelope.ts';
 import { HttpError, sendError } from './http-errors.ts';
 import type { ThreadMetrics } from './metrics.ts';
@@ -225,6 +227,13 @@ async function route(
     if (method === 'DELETE') return ['kv', await deleteKey(ctx, req, res, key)];
     throw methodNotAllowed(KV_METHODS);
   }
+  if (path.startsWith(COUNTERS_PREFIX)) {
+    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
+    return [
+      'counter',
+      await routeCounter(ctx, req, res, path.slice(COUNTERS_PREFIX.length), query),
+    ];
+  }
   if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
     if (method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
     const name = path.slice(1);
@@ -310,7 +319,13 @@ export function requestHandler(
         if (status === 500) ctx.log.error({ err: error, url: req.url, method }, 'request failed');
         // A body we refused to read must not be parsed as the next request.
         if (!req.complete) res.once('finish', () => req.socket.destroySoon());
-        return [req.url?.startsWith(KV_PREFIX) ? 'kv' : 'other', status];
+        const url = req.url ?? '';
+        const name = url.startsWith(KV_PREFIX)
+          ? 'kv'
+          : url.startsWith(COUNTERS_PREFIX)
+            ? 'counter'
+            : 'other';
+        return [name, status];
       })
       .then(([name, status]) =>
         ctx.metrics.observe(name, method, status, (performance.now() - started) / 1000),

@@ -1,15 +1,21 @@
 /**
  * Named counter cells: any thread finds or creates a counter by name and adds to it
- * with `Atomics.add`; the flusher drains every cell by swapping its delta to 0
- * (`Atomics.exchange`). An add lands either before the swap (drained now) or after it
- * (drained next time): never lost, never counted twice.
+ * with `Atomics.add`; one flusher (the refresher) moves what was added to Redis.
+ *
+ * Nothing is ever subtracted from a cell. Adders grow `added` and then `ops`; the
+ * flusher snapshots them (ops first, so every add counted in the ops snapshot is in the
+ * added snapshot), records the flush it is about to send in the cell (`beginFlush`),
+ * and on Redis's acknowledgement moves `acked` up to it (`ackFlush`). The unflushed
+ * amount is always `added − acked`: an add is never lost between a take and a send, and
+ * a flusher that dies mid-flush leaves its pending record for its successor, which
+ * re-sends the same (seq, amount) and lets Redis's dedupe decide (counters/flusher.ts).
  *
  * Cells are created by whichever thread names the counter first, so creation is
  * multi-writer: a cell goes EMPTY → CLAIMING by compare-exchange, the claimer writes
  * hash and name, then stores READY. A thread that meets a CLAIMING cell waits briefly
  * for it to become READY; if its claimer died there, the cell is skipped for good (one
  * cell lost, nothing wedged). Should two cells ever hold the same name (a claimer that
- * was only slow), both are drained and their deltas summed by name, so totals stay exact.
+ * was only slow), each is flushed on its own and reads sum them, so totals stay exact.
  *
  * Cells are never freed in this version: the table is bounded by maxCounters and a full
  * table is a typed error.
@@ -23,6 +29,7 @@ import type { Views } from './views.ts';
 
 const CELL_WORDS = COUNTER_CELL_BYTES / 4;
 const CELL_I64 = COUNTER_CELL_BYTES / 8;
+const i64 = (cell: number, field: number): number => cell * CELL_I64 + field;
 const CLAIM_WAIT_MS = 5;
 
 /** Largest |delta| one add may carry: keeps every sum exact in a JS number. */
@@ -63,7 +70,6 @@ export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): numb
         c32[cell * CELL_WORDS + C.HASH_WORD] = hash;
         c32[cell * CELL_WORDS + C.NAME_LEN_WORD] = len;
         v.countersU8.set(name.bytes.subarray(0, len), cell * COUNTER_CELL_BYTES + C.NAME_BYTE);
-        Atomics.store(v.counters64, cell * CELL_I64 + C.DELTA_I64, 0n);
         // publish: pairs with the Atomics.load of READY by finders and by drain.
         Atomics.store(c32, stateIdx, COUNTER_STATE.READY);
         return cell;
@@ -84,13 +90,12 @@ export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): numb
   );
 }
 
-export function addToCounter(v: Views, cell: number, delta: number): void {
-  Atomics.add(v.counters64, cell * CELL_I64 + C.DELTA_I64, BigInt(delta));
-}
-
-/** Read a counter's pending (undrained) delta without taking it. */
-export function peekCounter(v: Views, cell: number): number {
-  return Number(Atomics.load(v.counters64, cell * CELL_I64 + C.DELTA_I64));
+/** Add `delta`; returns this add's number in the cell (1, 2, …), for waitForAck. */
+export function addToCounter(v: Views, cell: number, delta: number): number {
+  const c64 = v.counters64;
+  Atomics.add(c64, i64(cell, C.ADDED_I64), BigInt(delta));
+  // After the add: a flusher that sees this op number also sees the amount (see header).
+  return Number(Atomics.add(c64, i64(cell, C.OPS_I64), 1n)) + 1;
 }
 
 export function counterName(v: Views, cell: number): string {
@@ -99,28 +104,131 @@ export function counterName(v: Views, cell: number): string {
   return Buffer.from(v.countersU8.buffer, v.countersU8.byteOffset + at, len).toString('utf8');
 }
 
-/** Take every non-zero delta (swap to 0), summed per name. */
-export function drainCounters(v: Views): Map<string, number> {
-  const out = new Map<string, number>();
-  const c32 = v.counters32;
+/** A flush recorded in a cell and not yet acknowledged. */
+export interface PendingFlush {
+  seq: bigint;
+  shard: number;
+  /** `added` as of this flush: it carries upTo − ackedUpTo. */
+  upTo: bigint;
+  ops: bigint;
+}
+
+/** A cell as the flusher sees it. */
+export interface CounterState {
+  cell: number;
+  added: bigint;
+  ops: bigint;
+  ackedUpTo: bigint;
+  ackedOps: bigint;
+  pending: PendingFlush | undefined;
+}
+
+export function counterState(v: Views, cell: number): CounterState {
+  const c64 = v.counters64;
+  // ops before added: every add counted in `ops` is in `added` (addToCounter's order).
+  const ops = Atomics.load(c64, i64(cell, C.OPS_I64));
+  const added = Atomics.load(c64, i64(cell, C.ADDED_I64));
+  const seq = Atomics.load(c64, i64(cell, C.PENDING_SEQ_I64));
+  return {
+    cell,
+    added,
+    ops,
+    ackedUpTo: Atomics.load(c64, i64(cell, C.ACKED_UPTO_I64)),
+    ackedOps: Atomics.load(c64, i64(cell, C.ACKED_OPS_I64)),
+    pending:
+      seq === 0n
+        ? undefined
+        : {
+            seq,
+            shard: Atomics.load(v.counters32, cell * CELL_WORDS + C.PENDING_SHARD_WORD),
+            upTo: Atomics.load(c64, i64(cell, C.PENDING_UPTO_I64)),
+            ops: Atomics.load(c64, i64(cell, C.PENDING_OPS_I64)),
+          },
+  };
+}
+
+/** Record the flush about to be sent; `seq` (> 0) is stored last, so a half record is none. */
+export function beginFlush(v: Views, cell: number, flush: PendingFlush): void {
+  const c64 = v.counters64;
+  Atomics.store(v.counters32, cell * CELL_WORDS + C.PENDING_SHARD_WORD, flush.shard);
+  Atomics.store(c64, i64(cell, C.PENDING_UPTO_I64), flush.upTo);
+  Atomics.store(c64, i64(cell, C.PENDING_OPS_I64), flush.ops);
+  Atomics.store(c64, i64(cell, C.PENDING_SEQ_I64), flush.seq);
+}
+
+/**
+ * Redis has the pending flush: move `acked` up to it, then clear it, and wake callers
+ * waiting for their adds to be flushed. In this order a flusher dying in between leaves
+ * the record, whose re-send Redis answers as a duplicate: never counted twice.
+ */
+export function ackFlush(v: Views, cell: number): void {
+  const c64 = v.counters64;
+  settleCounter(
+    v,
+    cell,
+    Atomics.load(c64, i64(cell, C.PENDING_UPTO_I64)),
+    Atomics.load(c64, i64(cell, C.PENDING_OPS_I64)),
+  );
+  Atomics.store(c64, i64(cell, C.PENDING_SEQ_I64), 0n);
+}
+
+/** Mark everything up to (`upTo`, `ops`) as in Redis (an ack, or adds that summed to 0). */
+export function settleCounter(v: Views, cell: number, upTo: bigint, ops: bigint): void {
+  const c64 = v.counters64;
+  Atomics.store(c64, i64(cell, C.ACKED_UPTO_I64), upTo);
+  Atomics.store(c64, i64(cell, C.ACKED_OPS_I64), ops);
+  Atomics.notify(c64, i64(cell, C.ACKED_OPS_I64));
+}
+
+/**
+ * Resolves true once add number `op` of `cell` is acknowledged by Redis, false after
+ * `timeoutMs`. Waits on the cell itself (Atomics.waitAsync), so it needs no message and
+ * survives a flusher respawn.
+ */
+export async function waitForAck(
+  v: Views,
+  cell: number,
+  op: number,
+  timeoutMs: number,
+): Promise<boolean> {
+  const at = i64(cell, C.ACKED_OPS_I64);
+  const target = BigInt(op);
+  if (Atomics.load(v.counters64, at) >= target) return true;
+  // Atomics.waitAsync does not keep the event loop alive: a thread with nothing else to
+  // do would exit mid-wait. This timer does, for as long as the wait may last.
+  const keepAlive = setTimeout(() => {}, timeoutMs);
+  try {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const acked = Atomics.load(v.counters64, at);
+      if (acked >= target) return true;
+      const left = deadline - performance.now();
+      if (left <= 0) return false;
+      const w = Atomics.waitAsync(v.counters64, at, acked, left);
+      if (w.async) await w.value;
+    }
+  } finally {
+    clearTimeout(keepAlive);
+  }
+}
+
+/** The READY cells (several may share a name, see the header). */
+export function counterCells(v: Views): number[] {
+  const out: number[] = [];
   for (let cell = 0; cell < v.layout.maxCounters; cell++) {
-    if (Atomics.load(c32, cell * CELL_WORDS + C.STATE_WORD) !== COUNTER_STATE.READY) continue;
-    // take: pairs with every Atomics.add on this cell; each add is in exactly one swap.
-    const delta = Number(Atomics.exchange(v.counters64, cell * CELL_I64 + C.DELTA_I64, 0n));
-    if (delta === 0) continue;
-    const name = counterName(v, cell);
-    out.set(name, (out.get(name) ?? 0) + delta);
+    if (Atomics.load(v.counters32, cell * CELL_WORDS + C.STATE_WORD) === COUNTER_STATE.READY)
+      out.push(cell);
   }
   return out;
 }
 
-/** Pending delta of `name` across all its cells, without taking it. */
-export function pendingFor(v: Views, name: KeyBytes, len: number): number {
+/** Every READY cell holding `name`. */
+export function cellsNamed(v: Views, name: KeyBytes, len: number): number[] {
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
   // Stored and compared as a signed word: the cells are an Int32Array.
   const hash = halfSipHash(name, len, v.seed0, v.seed1) | 0;
-  let total = 0;
+  const out: number[] = [];
   let cell = hash & mask;
   for (let p = 0; p < COUNTER_MAX_PROBE; p++, cell = (cell + 1) & mask) {
     const st = Atomics.load(c32, cell * CELL_WORDS + C.STATE_WORD);
@@ -130,16 +238,17 @@ export function pendingFor(v: Views, name: KeyBytes, len: number): number {
       c32[cell * CELL_WORDS + C.HASH_WORD] === hash &&
       nameMatches(v, cell, name, len)
     ) {
-      total += peekCounter(v, cell);
+      out.push(cell);
     }
   }
-  return total;
+  return out;
+}
+
+/** Everything ever added to `cell`. */
+export function addedTo(v: Views, cell: number): bigint {
+  return Atomics.load(v.counters64, i64(cell, C.ADDED_I64));
 }
 
 export function countCounters(v: Views): number {
-  let n = 0;
-  for (let cell = 0; cell < v.layout.maxCounters; cell++) {
-    if (Atomics.load(v.counters32, cell * CELL_WORDS + C.STATE_WORD) === COUNTER_STATE.READY) n++;
-  }
-  return n;
+  return counterCells(v).length;
 }

@@ -3,16 +3,22 @@
  * thread of a process. Node built-ins only; nothing else of the project is imported.
  *
  * - `createL1(options)` → handle (pass it to workers in `workerData`)
- * - `L1Table.attach(handle)` in any thread: `get`, `addCounter`, `stats`
+ * - `L1Table.attach(handle)` in any thread: `get`, `addCounter`, `counterAdded`, `stats`
  * - `L1Writer.open(handle)` in exactly one thread: `set`, `delete`, `clear`,
- *   `sweepExpired`, `drainCounters`
+ *   `sweepExpired`, counter flush bookkeeping (`counterState`, `beginCounterFlush`, …)
  * - `releaseThread(handle, threadId)` from a worker's 'exit' event
  */
 
 export { createL1, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
 export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
-export { type EntryState, type L1Entry, type L1Stats, L1Table } from './table.ts';
+export {
+  type CounterTicket,
+  type EntryState,
+  type L1Entry,
+  type L1Stats,
+  L1Table,
+} from './table.ts';
 export {
   type L1Handle,
   type L1SetOptions,
@@ -20,3 +26,4 @@ export {
   releaseThread,
   type WriterOptions,
 } from './writer.ts';
+export type { CounterState, PendingFlush } from './counters.ts';

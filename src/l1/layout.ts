@@ -11,7 +11,7 @@
  *   512  ├──────────── reader registry: maxThreads × 64-B lines ──────────────────────┤
  *        │ owner(threadId+1) │ seq (odd = inside a read) │ hits │ stale │ misses │ …   │
  *        ├──────────── budget (l1Bytes) starts here ─────────────────────────────────┤
- *        │ counter cells: maxCounters × 128 B [state│hash│nameLen│·│delta i64│name]   │
+ *        │ counter cells: maxCounters × 256 B (see C below)                          │
  *        │ index: slotCount × [tag u32 │ ptr u32]   (ptr = arena offset / 8 + 1)     │
  *        │ ghost: slotCount × u32 hashes of recently evicted keys                    │
  *        │ arena: small ring (10 %) │ main ring (90 %), entries 8-byte aligned        │
@@ -27,7 +27,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-export const LAYOUT_VERSION = 3;
+export const LAYOUT_VERSION = 4;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -114,14 +114,35 @@ export const READER_STAT_WORD: Record<ReaderStatName, number> = {
   counterAdds: R.COUNTER_ADDS,
 };
 
-/** Counter cell: 128 B. */
-export const COUNTER_CELL_BYTES = 128;
+/**
+ * Counter cell: 256 B.
+ *
+ * ```
+ * words:  state │ hash │ nameLen │ pendingShard
+ * i64:    added │ ops │ pendingSeq │ pendingUpTo │ pendingOps │ ackedUpTo │ ackedOps
+ * byte 128: name (UTF-8)
+ * ```
+ *
+ * `added` (sum of every add) and `ops` (number of adds) only grow by Atomics.add from any
+ * thread. The rest belongs to the flusher: `pending*` records the one flush in flight
+ * (seq 0 = none) so that a respawned flusher re-sends the same one; `acked*` is how much
+ * of `added` (and how many adds) Redis has acknowledged.
+ */
+export const COUNTER_CELL_BYTES = 256;
 export const C = {
   STATE_WORD: 0, // Int32 word within the cell
   HASH_WORD: 1,
   NAME_LEN_WORD: 2,
-  DELTA_I64: 2, // BigInt64 index within the cell (byte 16)
-  NAME_BYTE: 32,
+  PENDING_SHARD_WORD: 3,
+  // BigInt64 indexes within the cell (byte 16 onwards)
+  ADDED_I64: 2,
+  OPS_I64: 3,
+  PENDING_SEQ_I64: 4,
+  PENDING_UPTO_I64: 5,
+  PENDING_OPS_I64: 6,
+  ACKED_UPTO_I64: 7,
+  ACKED_OPS_I64: 8,
+  NAME_BYTE: 128,
 } as const;
 export const MAX_COUNTER_NAME_BYTES = COUNTER_CELL_BYTES - C.NAME_BYTE;
 export const COUNTER_STATE = { EMPTY: 0, CLAIMING: 1, READY: 2 } as const;

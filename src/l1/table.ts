@@ -12,11 +12,14 @@
 import { threadId } from 'node:worker_threads';
 import { SharedClock } from './clock.ts';
 import {
+  addedTo,
   addToCounter,
+  cellsNamed,
+  counterState,
   countCounters,
   findOrCreateCounter,
   MAX_COUNTER_DELTA,
-  pendingFor,
+  waitForAck,
 } from './counters.ts';
 import { bump, readCount } from './counts.ts';
 import { L1Error } from './errors.ts';
@@ -53,6 +56,12 @@ export interface L1Entry {
   version: number;
   /** Whole milliseconds since the value was stored (for an HTTP `age` header, say). */
   ageMs: number;
+}
+
+/** Which add of which counter cell: what waitCounterAck waits for. */
+export interface CounterTicket {
+  readonly cell: number;
+  readonly op: number;
 }
 
 export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
@@ -169,6 +178,11 @@ export class L1Table {
    * safe integer with |delta| ≤ 2^40.
    */
   addCounter(name: string, delta: number): void {
+    this.addCounterTicket(name, delta);
+  }
+
+  /** addCounter, returning which add this was: wait for its flush with waitCounterAck. */
+  addCounterTicket(name: string, delta: number): CounterTicket {
     if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
     if (!Number.isSafeInteger(delta) || delta === 0 || Math.abs(delta) > MAX_COUNTER_DELTA) {
       throw new L1Error(
@@ -182,14 +196,33 @@ export class L1Table {
       cell = findOrCreateCounter(this.#v, this.#scratch, len);
       if (this.#counterCells.size < this.#layout.maxCounters) this.#counterCells.set(name, cell);
     }
-    addToCounter(this.#v, cell, delta);
+    const op = addToCounter(this.#v, cell, delta);
     bump(this.#reg, this.#line + R.COUNTER_ADDS);
+    return { cell, op };
   }
 
-  /** The not-yet-drained delta of counter `name` (0 if it does not exist). */
-  pendingCounter(name: string): number {
+  /** True once the add behind `ticket` is acknowledged by Redis; false after `timeoutMs`. */
+  waitCounterAck(ticket: CounterTicket, timeoutMs: number): Promise<boolean> {
+    return waitForAck(this.#v, ticket.cell, ticket.op, timeoutMs);
+  }
+
+  /** Everything ever added to counter `name` in this table (0n if it does not exist). */
+  counterAdded(name: string): bigint {
     const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
-    return pendingFor(this.#v, this.#scratch, len);
+    let sum = 0n;
+    for (const cell of cellsNamed(this.#v, this.#scratch, len)) sum += addedTo(this.#v, cell);
+    return sum;
+  }
+
+  /** The not-yet-acknowledged part of counter `name`: added minus acknowledged by Redis. */
+  pendingCounter(name: string): bigint {
+    const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
+    let sum = 0n;
+    for (const cell of cellsNamed(this.#v, this.#scratch, len)) {
+      const st = counterState(this.#v, cell);
+      sum += st.added - st.ackedUpTo;
+    }
+    return sum;
   }
 
   /** Table-wide statistics, summed over every thread; readable from any thread. */

@@ -33,7 +33,17 @@ import {
   writeEntry,
 } from './arena.ts';
 import { SharedClock } from './clock.ts';
-import { drainCounters } from './counters.ts';
+import {
+  ackFlush,
+  beginFlush,
+  type CounterState,
+  cellsNamed,
+  counterCells,
+  counterName,
+  counterState,
+  type PendingFlush,
+  settleCounter,
+} from './counters.ts';
 import { bump } from './counts.ts';
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
@@ -52,6 +62,7 @@ import {
   entryBytes,
   H,
   type Layout,
+  MAX_COUNTER_NAME_BYTES,
   MAX_PROBE,
   RING,
   type RingId,
@@ -117,7 +128,7 @@ export class L1Writer {
     }
     this.#clock = new SharedClock(this.#v.epochMs);
     this.#grace = new GracePeriod(this.#v, options.graceSpinMs ?? 2, options.revokeAfterMs ?? 2000);
-    this.#scratch = keyScratch(this.#layout.maxKeyBytes);
+    this.#scratch = keyScratch(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES));
     this.#small = {
       id: RING.SMALL,
       base: 0,
@@ -300,10 +311,44 @@ export class L1Writer {
     return removed;
   }
 
-  /** Take every counter's accumulated delta (see counters.ts), summed per name. */
-  drainCounters(): Map<string, number> {
+  /** The counter cells in use (see counters.ts; several may share a name). */
+  counterCells(): number[] {
     this.#assertOpen();
-    return drainCounters(this.#v);
+    return counterCells(this.#v);
+  }
+
+  /** The cells holding counter `name`. */
+  cellsNamed(name: string): number[] {
+    this.#assertOpen();
+    const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
+    return cellsNamed(this.#v, this.#scratch, len);
+  }
+
+  counterName(cell: number): string {
+    return counterName(this.#v, cell);
+  }
+
+  /** What has been added to `cell`, acknowledged, and the flush in flight if any. */
+  counterState(cell: number): CounterState {
+    return counterState(this.#v, cell);
+  }
+
+  /** Record a flush before sending it (counters.ts, beginFlush). */
+  beginCounterFlush(cell: number, flush: PendingFlush): void {
+    this.#assertOpen();
+    beginFlush(this.#v, cell, flush);
+  }
+
+  /** Redis acknowledged `cell`'s pending flush. */
+  ackCounterFlush(cell: number): void {
+    this.#assertOpen();
+    ackFlush(this.#v, cell);
+  }
+
+  /** Adds up to (`upTo`, `ops`) need no flush (they summed to nothing): settle them. */
+  settleCounter(cell: number, upTo: bigint, ops: bigint): void {
+    this.#assertOpen();
+    settleCounter(this.#v, cell, upTo, ops);
   }
 
   /** Give up the writer role (idempotent). */

@@ -3,19 +3,24 @@
  * tier's lifecycle words and its process-wide statistics. Every thread reads it without
  * a message; it survives a refresher respawn (the counters keep counting).
  *
- *   Int32 words (bytes 0..15)        BigUint64 counters (from byte 64)
- *   ┌───────┬────────┬────────────┬───────┐   ┌─────────┬────────┬─────┐
- *   │ MAGIC │ CLOSED │ GENERATION │ STATE │   │ fetches │ joined │ …   │  (STAT_NAMES order)
- *   └───────┴────────┴────────────┴───────┘   └─────────┴────────┴─────┘
+ *   Int32 words (bytes 0..15)               u64 (16..31)         BigUint64 counters (from 64)
+ *   ┌───────┬────────┬────────────┬───────┐ ┌────────┬──────────┐ ┌─────────┬────────┬────┐
+ *   │ MAGIC │ CLOSED │ GENERATION │ STATE │ │ WRITER │ FLUSH_SEQ│ │ fetches │ joined │ …  │
+ *   └───────┴────────┴────────────┴───────┘ └────────┴──────────┘ └─────────┴────────┴────┘
  *
  * CLOSED is set once by tier.close(); GENERATION counts refresher starts (bumped and
  * notified by each new refresher when it listens); STATE is the refresher's view of L2.
  * Counters are added with Atomics.add from any thread and read with Atomics.load.
+ * WRITER is this process's random identity in counter flushes and FLUSH_SEQ their last
+ * sequence number: here, not in the refresher, so that a respawned refresher re-sends a
+ * pending flush under the same (writer, seq) and numbers new ones after it.
  */
 
 import { HotshieldError } from '../errors.ts';
 
 const W = { MAGIC: 0, CLOSED: 1, GENERATION: 2, STATE: 3 } as const;
+/** BigUint64 indexes in the same first 64 bytes. */
+const Q = { WRITER: 2, FLUSH_SEQ: 3 } as const;
 const MAGIC = 0x48534331; // "HSC1"
 const COUNTERS_AT = 64;
 
@@ -58,6 +63,12 @@ export const STAT_NAMES = [
   'timeouts',
   /** Background refreshes asked for by stale reads. */
   'refreshes',
+  /** Counter flushes sent to Redis (re-sends included), answered as duplicates, failed. */
+  'counterFlushes',
+  'counterDuplicates',
+  'counterFlushErrors',
+  /** Counter totals read from Redis (all shards of one counter, one per read). */
+  'counterReads',
 ] as const;
 export type StatName = (typeof STAT_NAMES)[number];
 export type ControlStats = Record<StatName, number>;
@@ -72,12 +83,15 @@ export const CONTROL_BYTES = COUNTERS_AT + STAT_NAMES.length * 8;
 export function createControl(): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(CONTROL_BYTES);
   new Int32Array(sab)[W.MAGIC] = MAGIC;
+  // Random: two processes (or two tiers of one process) never share a flush identity.
+  new BigUint64Array(sab, 0, 8)[Q.WRITER] = crypto.getRandomValues(new BigUint64Array(1))[0] | 1n;
   return sab;
 }
 
 export class Control {
   readonly #words: Int32Array;
   readonly #counters: BigUint64Array;
+  readonly #u64: BigUint64Array;
 
   constructor(sab: unknown) {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== CONTROL_BYTES)
@@ -86,6 +100,17 @@ export class Control {
     if (Atomics.load(this.#words, W.MAGIC) !== MAGIC)
       throw new HotshieldError('HS_ERR_HANDLE', 'not a hotshield tier handle (bad magic)');
     this.#counters = new BigUint64Array(sab, COUNTERS_AT, STAT_NAMES.length);
+    this.#u64 = new BigUint64Array(sab, 0, COUNTERS_AT / 8);
+  }
+
+  /** This tier's identity in counter flushes (16 hex digits). */
+  get writerId(): string {
+    return Atomics.load(this.#u64, Q.WRITER).toString(16).padStart(16, '0');
+  }
+
+  /** The next counter flush sequence number (1, 2, …), unique within this tier. */
+  nextFlushSeq(): bigint {
+    return Atomics.add(this.#u64, Q.FLUSH_SEQ, 1n) + 1n;
   }
 
   get closed(): boolean {

@@ -47,7 +47,7 @@ export interface L2ClientOptions {
 /** One call to one node, as reported to `onCall`. */
 export interface L2Call {
   node: string;
-  op: 'get' | 'set' | 'del' | 'flush';
+  op: L2Op;
   seconds: number;
   /** Keys in the call, and how many of them failed (with the first failure's code). */
   keys: number;
@@ -55,14 +55,44 @@ export interface L2Call {
   code?: string;
 }
 
+export type L2Op = 'get' | 'set' | 'del' | 'flush' | 'count';
+
 /** One key's outcome in a batch: its value, null when absent, or why it failed. */
 export type L2Read = Buffer | null | HotshieldError;
 
-/** One getMany call: its keys, where their outcomes go, and its shared deadline. */
-interface Reads {
+/** A command that a pipeline (or, after a redirect, the cluster client) can carry. */
+type Commands = Record<string, (...args: unknown[]) => unknown>;
+
+/**
+ * One batch: one command per key, sent as one pipeline per master within one deadline;
+ * `command(target, i)` adds key i's command to a pipeline, or sends it alone.
+ */
+interface Batch {
+  readonly op: L2Op;
   readonly keys: readonly string[];
-  readonly out: L2Read[];
+  readonly out: unknown[];
   readonly deadlineAt: number;
+  readonly command: (target: Commands, i: number) => unknown;
+}
+
+/** One counter flush (see flushShard). */
+export interface ShardFlush {
+  shardKey: string;
+  markKey: string;
+  seq: bigint;
+  delta: bigint;
+}
+
+/** One shard read for a counter total: the shard and the writer marks to read with it. */
+export interface ShardRead {
+  shardKey: string;
+  markKeys: readonly string[];
+}
+
+/** A shard's value and the marks read atomically with it (0n when absent). */
+export interface ShardValue {
+  value: bigint;
+  marks: bigint[];
 }
 
 const REDIRECT = /^(MOVED|ASK|TRYAGAIN) /;
@@ -112,30 +142,44 @@ export function isNodeFailure(error: HotshieldError): boolean {
 
 /**
  * The idempotent counter flush (reliability research, section 3, "high-water mark"):
- * KEYS[1] shard, KEYS[2] mark hash (writer → last applied seq), same slot.
- * ARGV: writer, seq, delta, mark TTL in ms. Returns {applied 1|0, shard value as string}.
- * The value is read back with GET rather than taken from INCRBY: Lua numbers are doubles,
- * exact only below 2^53; the string is exact.
+ * KEYS[1] shard, KEYS[2] the flushing writer's mark (its last applied seq), same slot.
+ * ARGV: seq, delta, mark TTL in ms. Returns 1 if applied, 0 if this seq or a later one
+ * already was (a retry after a lost reply, or ioredis re-sending after a dropped
+ * connection). One mark key per writer, each with its own expiry, keeps Redis's memory
+ * bounded by the writers of the last TTL.
  */
 const FLUSH_SHARD_LUA = `
-local last = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '0')
-if tonumber(ARGV[2]) <= last then
-  return {0, redis.call('GET', KEYS[1]) or '0'}
-end
-redis.call('INCRBY', KEYS[1], ARGV[3])
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
-return {1, redis.call('GET', KEYS[1])}
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) <= last then return 0 end
+redis.call('INCRBY', KEYS[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
+return 1
 `;
 
-interface FlushCommand {
-  hotshieldFlushShard(...args: string[]): Promise<unknown>;
+/**
+ * A shard and some writer marks, read atomically: KEYS[1] shard, KEYS[2..] marks.
+ * Returns strings ('' when absent): whether a flush is in the shard is read with it.
+ */
+const READ_SHARD_LUA = `
+local out = {redis.call('GET', KEYS[1]) or ''}
+for i = 2, #KEYS do out[i] = redis.call('GET', KEYS[i]) or '' end
+return out
+`;
+
+/** Teach a client (or a cluster node) the counter scripts (EVALSHA, EVAL once if unknown). */
+function defineScripts(client: Cluster | Redis): void {
+  if ((client as unknown as Partial<Commands>).hotshieldFlushShard !== undefined) return;
+  client.defineCommand('hotshieldFlushShard', { numberOfKeys: 2, lua: FLUSH_SHARD_LUA });
+  // No numberOfKeys: the caller passes the key count first (a shard and any marks).
+  client.defineCommand('hotshieldReadShard', { lua: READ_SHARD_LUA });
 }
 
-/** Teach a client the flush script (ioredis sends EVALSHA, and EVAL once if unknown). */
-function defineFlush(client: Cluster | Redis): void {
-  if ((client as unknown as Partial<FlushCommand>).hotshieldFlushShard !== undefined) return;
-  client.defineCommand('hotshieldFlushShard', { numberOfKeys: 2, lua: FLUSH_SHARD_LUA });
+function integerOf(raw: unknown, what: string): bigint {
+  const text = Buffer.isBuffer(raw) ? raw.toString() : String(raw);
+  if (text === '') return 0n;
+  if (!/^-?\d{1,20}$/.test(text))
+    throw new HotshieldError('HS_ERR_L2_UNAVAILABLE', `Redis: ${what} holds a non-integer`);
+  return BigInt(text);
 }
 
 function circuitOpen(node: string): HotshieldError {
@@ -216,7 +260,7 @@ export class L2Client {
     // Connection trouble is reported through call results; an 'error' event without a
     // listener would crash the thread. A client passed in keeps its owner's listeners.
     if (this.#owned) this.#client.on('error', () => {});
-    defineFlush(this.#client);
+    defineScripts(this.#client);
   }
 
   get isCluster(): boolean {
@@ -260,18 +304,68 @@ export class L2Client {
    * each key's slot in the result holds its value, null, or its own error.
    */
   async getMany(keys: readonly string[]): Promise<L2Read[]> {
-    const out: L2Read[] = new Array(keys.length).fill(null);
+    const out = await this.#batch('get', keys, (target, i) => target.getBuffer(keys[i]));
+    return out as L2Read[];
+  }
+
+  /**
+   * Counter flushes (flushShard), one pipeline per master, one deadline. Never rejects:
+   * each flush's slot holds whether it was applied (false: a duplicate) or its error.
+   */
+  async flushMany(
+    flushes: readonly ShardFlush[],
+    markTtlMs: number,
+  ): Promise<Array<boolean | HotshieldError>> {
+    const out = await this.#batch(
+      'flush',
+      flushes.map((f) => f.shardKey),
+      (target, i) => {
+        const f = flushes[i];
+        const args = [f.shardKey, f.markKey, f.seq.toString(), f.delta.toString()];
+        return target.hotshieldFlushShard(...args, String(markTtlMs));
+      },
+    );
+    return out.map((r) => (r instanceof HotshieldError ? r : r === 1));
+  }
+
+  /**
+   * Counter shards, each read atomically with its marks (READ_SHARD_LUA), one pipeline
+   * per master. Never rejects: each read's slot holds its values or its error.
+   */
+  async readShards(reads: readonly ShardRead[]): Promise<Array<ShardValue | HotshieldError>> {
+    const out = await this.#batch(
+      'count',
+      reads.map((r) => r.shardKey),
+      (target, i) => {
+        const r = reads[i];
+        return target.hotshieldReadShard(1 + r.markKeys.length, r.shardKey, ...r.markKeys);
+      },
+    );
+    return out.map((r, i) => {
+      if (r instanceof HotshieldError) return r;
+      try {
+        const [value, ...marks] = (r as unknown[]).map((x) => integerOf(x, reads[i].shardKey));
+        return { value, marks };
+      } catch (error) {
+        return error as HotshieldError;
+      }
+    });
+  }
+
+  /** Run `command` for every key as one pipeline per master (see Batch); never rejects. */
+  async #batch(op: L2Op, keys: readonly string[], command: Batch['command']): Promise<unknown[]> {
+    const out: unknown[] = new Array(keys.length).fill(null);
     const deadlineAt = performance.now() + this.#timeoutMs;
     try {
       await this.#connected(deadlineAt);
     } catch (error) {
       return out.fill(toL2Error(error));
     }
-    const reads: Reads = { keys, out, deadlineAt };
+    const batch: Batch = { op, keys, out, deadlineAt, command };
     const client = this.#client;
     if (!(client instanceof Cluster)) {
-      await this.#pipelineGets(
-        reads,
+      await this.#pipeline(
+        batch,
         client,
         STANDALONE_NODE,
         keys.map((_, i) => i),
@@ -292,20 +386,15 @@ export class L2Client {
       [...groups].map(([nodeKey, indexes]) => {
         const node = masters.get(nodeKey);
         return node
-          ? this.#pipelineGets(reads, node, nodeKey, indexes)
-          : this.#clusterGets(reads, indexes);
+          ? this.#pipeline(batch, node, nodeKey, indexes)
+          : this.#oneByOne(batch, indexes);
       }),
     );
     return out;
   }
 
-  async #pipelineGets(
-    reads: Reads,
-    node: Redis,
-    nodeKey: string,
-    indexes: number[],
-  ): Promise<void> {
-    const { out } = reads;
+  async #pipeline(batch: Batch, node: Redis, nodeKey: string, indexes: number[]): Promise<void> {
+    const { out } = batch;
     const started = performance.now();
     const report = () => {
       let failed = 0;
@@ -318,7 +407,7 @@ export class L2Client {
         }
       }
       const seconds = (performance.now() - started) / 1000;
-      this.#onCall({ node: nodeKey, op: 'get', seconds, keys: indexes.length, failed, code });
+      this.#onCall({ node: nodeKey, op: batch.op, seconds, keys: indexes.length, failed, code });
     };
     if (!this.#breaker.allow(nodeKey, performance.now())) {
       const e = circuitOpen(nodeKey);
@@ -327,26 +416,27 @@ export class L2Client {
       return;
     }
     try {
-      await this.#pipelineOnce(reads, node, nodeKey, indexes);
+      await this.#pipelineOnce(batch, node, nodeKey, indexes);
     } finally {
       report();
     }
   }
 
   async #pipelineOnce(
-    reads: Reads,
+    batch: Batch,
     node: Redis,
     nodeKey: string,
     indexes: number[],
   ): Promise<void> {
-    const { keys, out, deadlineAt } = reads;
+    const { out, deadlineAt } = batch;
+    defineScripts(node);
     const pipeline = node.pipeline();
-    for (const i of indexes) pipeline.getBuffer(keys[i]);
+    for (const i of indexes) batch.command(pipeline as unknown as Commands, i);
     try {
       const replies = await withDeadline(
         pipeline.exec(),
         Math.max(1, deadlineAt - performance.now()),
-        `GET of ${indexes.length} keys on ${nodeKey}`,
+        `${batch.op.toUpperCase()} of ${indexes.length} keys on ${nodeKey}`,
       );
       // A redirect (slot moved or moving) is followed through the cluster client; any
       // other error is that key's answer. ioredis' own commandTimeout fails commands
@@ -360,11 +450,11 @@ export class L2Client {
           const e = toL2Error(error);
           nodeFailed ||= isNodeFailure(e);
           out[indexes[j]] = e;
-        } else out[indexes[j]] = (value as Buffer | null) ?? null;
+        } else out[indexes[j]] = value ?? null;
       });
       if (nodeFailed) this.#breaker.failure(nodeKey, performance.now());
       else this.#breaker.success(nodeKey);
-      if (retry.length > 0) await this.#clusterGets(reads, retry);
+      if (retry.length > 0) await this.#oneByOne(batch, retry);
     } catch (error) {
       this.#breaker.failure(nodeKey, performance.now());
       const e = toL2Error(error);
@@ -372,16 +462,16 @@ export class L2Client {
     }
   }
 
-  /** One GET per key through the cluster client, which follows MOVED/ASK. */
-  async #clusterGets(reads: Reads, indexes: number[]): Promise<void> {
-    const { keys, out, deadlineAt } = reads;
+  /** Each key's command alone through the cluster client, which follows MOVED/ASK. */
+  async #oneByOne(batch: Batch, indexes: number[]): Promise<void> {
+    const { keys, out, deadlineAt } = batch;
     await Promise.all(
       indexes.map(async (i) => {
         try {
           out[i] = await withDeadline(
-            this.#client.getBuffer(keys[i]),
+            batch.command(this.#client as unknown as Commands, i) as Promise<unknown>,
             Math.max(1, deadlineAt - performance.now()),
-            `GET ${keys[i]}`,
+            `${batch.op.toUpperCase()} ${keys[i]}`,
           );
         } catch (error) {
           out[i] = toL2Error(error);
@@ -399,32 +489,15 @@ export class L2Client {
   }
 
   /**
-   * Add `delta` to the counter shard `shardKey` at most once for (`writer`, `seq`):
+   * Add `delta` to the counter shard `shardKey` at most once for (`markKey`, `seq`):
    * atomically (one Lua script, both keys in the shard's slot) the shard is incremented
-   * and `seq` recorded as `writer`'s last applied flush in `markKey`, unless a flush with
-   * that or a later `seq` was already applied (a retry after a lost reply, or ioredis
-   * re-sending after a dropped connection). The mark expires after `markTtlMs` without
-   * flushes, so it holds one small hash field per live writer.
+   * and `seq` recorded in the writer's mark, unless that seq or a later one already was.
+   * The mark expires `markTtlMs` after the writer's last flush. True if applied now.
    */
-  async flushShard(
-    shardKey: string,
-    markKey: string,
-    writer: string,
-    seq: number,
-    delta: bigint,
-    markTtlMs: number,
-  ): Promise<{ applied: boolean; value: bigint }> {
-    const [applied, value] = (await this.#write(shardKey, 'flush', () =>
-      (this.#client as unknown as FlushCommand).hotshieldFlushShard(
-        shardKey,
-        markKey,
-        writer,
-        String(seq),
-        delta.toString(),
-        String(markTtlMs),
-      ),
-    )) as [number, string];
-    return { applied: applied === 1, value: BigInt(value) };
+  async flushShard(flush: ShardFlush, markTtlMs: number): Promise<boolean> {
+    const [r] = await this.flushMany([flush], markTtlMs);
+    if (r instanceof HotshieldError) throw r;
+    return r;
   }
 
   /** DEL; true if the key existed. */
@@ -449,7 +522,7 @@ export class L2Client {
     return { ...this.#breaker.counts, openNodes: this.#breaker.openNodes(performance.now()) };
   }
 
-  async #write<T>(key: string, op: 'set' | 'del' | 'flush', command: () => Promise<T>): Promise<T> {
+  async #write<T>(key: string, op: 'set' | 'del', command: () => Promise<T>): Promise<T> {
     const node = this.nodeOf(key);
     const what = `${op.toUpperCase()} ${key}`;
     const started = performance.now();

@@ -20,8 +20,10 @@
  */
 
 import { BroadcastChannel } from 'node:worker_threads';
+import { CounterFlusher, type Unflushed } from '../counters/flusher.ts';
 import { HotshieldError } from '../errors.ts';
 import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
+import { counterOfTotalKey } from '../tier/internal-keys.ts';
 import type { Control } from './control.ts';
 import { L2Client, type L2Read } from './l2-client.ts';
 import { RefresherMetrics } from './metrics.ts';
@@ -56,6 +58,9 @@ export interface RefresherConfig {
   slotsRefreshIntervalMs: number;
   breakerThreshold: number;
   breakerCooldownMs: number;
+  counterShards: number;
+  flushIntervalMs: number;
+  counterMarkTtlMs: number;
 }
 
 interface Flight {
@@ -76,6 +81,10 @@ const noop = (): void => {};
 /** How much longer than loaderTimeout the refresher waits for a lessee's answer. */
 const LEASE_MARGIN_MS = 1000;
 const SWEEP_EVERY_MS = 500;
+/** How long close() keeps flushing counters (create.ts gives close 5 s in all). */
+const FINAL_FLUSH_MS = 3000;
+/** Longest wait between re-sends of a failed counter flush. */
+const FLUSH_RETRY_MAX_MS = 5000;
 
 export class Refresher {
   readonly #config: RefresherConfig;
@@ -84,6 +93,7 @@ export class Refresher {
   readonly #table: L1Table;
   readonly #l2: L2Client;
   readonly #batcher: ReadBatcher;
+  readonly #counters: CounterFlusher;
   /** The tier's control channel: join/leave in, hello/closed out. */
   readonly #bus: BroadcastChannel;
   /** Each joined client's private channel (protocol.ts), most recently joined last. */
@@ -115,6 +125,12 @@ export class Refresher {
       control.add('l2Batches');
       this.#metrics.batch(keys);
     });
+    this.#counters = new CounterFlusher(this.#writer, this.#l2, control, {
+      shards: config.counterShards,
+      flushIntervalMs: config.flushIntervalMs,
+      markTtlMs: config.counterMarkTtlMs,
+      retryMaxMs: FLUSH_RETRY_MAX_MS,
+    });
     this.#bus = new BroadcastChannel(controlChannel(config.tierId));
     this.#bus.onmessage = (event) => this.#onControl((event as MessageEvent).data);
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
@@ -127,10 +143,14 @@ export class Refresher {
     );
   }
 
-  /** Stop: fail what is in flight, leave the channels, close Redis and the writer. */
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  /**
+   * Stop: flush the counters (for up to FINAL_FLUSH_MS), fail what is in flight, leave
+   * the channels, close Redis and the writer. Resolves with what could not be flushed.
+   */
+  async close(): Promise<Unflushed[]> {
+    if (this.#closed) return [];
     this.#closed = true;
+    const unflushed = await this.#counters.close(FINAL_FLUSH_MS);
     clearInterval(this.#sweep);
     for (const f of this.#flights.values()) clearTimeout(f.leaseTimer);
     this.#flights.clear();
@@ -143,6 +163,7 @@ export class Refresher {
     await this.#l2.close();
     this.#writer.close();
     this.#table.close();
+    return unflushed;
   }
 
   /** This thread's Prometheus metrics, as prom-client JSON. */
@@ -252,7 +273,24 @@ export class Refresher {
     this.#flights.set(key, f);
     this.#control.add('fetches');
     const flight = f;
-    this.#batcher.read(key).then((read) => this.#landed(flight, read));
+    const counter = counterOfTotalKey(key);
+    if (counter === undefined) this.#batcher.read(key).then((read) => this.#landed(flight, read));
+    else
+      this.#counters.read(counter).then(
+        (base) => this.#counted(flight, base),
+        (error: HotshieldError) => this.#counted(flight, error),
+      );
+  }
+
+  /** A counter total was read (counters/flusher.ts): cache its base like a value. */
+  #counted(f: Flight, base: bigint | HotshieldError): void {
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    if (base instanceof HotshieldError) {
+      this.#control.add('l2Errors');
+      this.#finish(f, { status: 'error', code: base.code, message: base.message });
+      return;
+    }
+    this.#finishStored(f, Buffer.from(base.toString()), CODEC_ID.unknown, 0);
   }
 
   #landed(f: Flight, read: L2Read): void {

@@ -3,7 +3,8 @@
  * (tier/create.ts). The refresher starts when the module loads, from the pool's
  * `workerData`, and serves asks over the tier's channels; piscina gives it respawn
  * (a replacement worker loads this module again and takes over the L1 writer), and its
- * task queue carries the few calls the owning thread makes: `close` and `metrics`.
+ * task queue carries the few calls the owning thread makes: `close` (which resolves
+ * with the counter increments it could not flush) and `metrics`.
  */
 
 import { workerData } from 'node:worker_threads';

@@ -10,6 +10,7 @@
  */
 
 import { Piscina } from 'piscina';
+import type { Unflushed } from '../counters/flusher.ts';
 import { HotshieldError } from '../errors.ts';
 import { createL1, L1Error, type L1Handle, releaseThread } from '../l1/index.ts';
 import { Control, createControl } from '../refresher/control.ts';
@@ -75,12 +76,17 @@ export async function createTier(options: TierOptions): Promise<Tier> {
   await waitForState(control, config.connectTimeoutMs);
   const close = async (): Promise<void> => {
     control.close();
+    let unflushed: Unflushed[] | undefined;
     try {
-      await pool.run({ op: 'close' }, { signal: AbortSignal.timeout(REFRESHER_CLOSE_MS) });
+      unflushed = (await pool.run(
+        { op: 'close' },
+        { signal: AbortSignal.timeout(REFRESHER_CLOSE_MS) },
+      )) as Unflushed[];
     } catch {
       // A refresher that cannot close in time is terminated by destroy() below.
     }
     await pool.destroy();
+    if (unflushed === undefined || unflushed.length > 0) throw unflushedError(unflushed);
   };
   // No abort signal here: piscina aborts a running task by terminating its worker.
   const metrics = (): Promise<object[]> =>
@@ -113,6 +119,7 @@ function l1For(config: TierConfig): L1Handle {
       maxKeyBytes: config.maxKeyBytes,
       maxValueBytes: config.maxValueBytes,
       maxThreads: config.maxThreads,
+      maxCounters: config.maxCounters,
     });
   } catch (error) {
     // The L1's message names the options to change (l1Bytes, maxValueBytes…).
@@ -120,6 +127,22 @@ function l1For(config: TierConfig): L1Handle {
       throw new HotshieldError('HS_ERR_OPTION', error.message, { cause: error });
     throw error;
   }
+}
+
+/** close() could not flush every increment (or could not tell: the refresher hung). */
+function unflushedError(unflushed: Unflushed[] | undefined): HotshieldError {
+  if (unflushed === undefined) {
+    return new HotshieldError(
+      'HS_ERR_UNFLUSHED',
+      `the refresher did not close within ${REFRESHER_CLOSE_MS} ms; counter increments not yet flushed are lost`,
+    );
+  }
+  const shown = unflushed.slice(0, 10).map((u) => `${u.name} ${u.amount}`);
+  const more = unflushed.length > 10 ? ` and ${unflushed.length - 10} more` : '';
+  return new HotshieldError(
+    'HS_ERR_UNFLUSHED',
+    `Redis did not take these counter increments before close; they are lost: ${shown.join(', ')}${more}`,
+  );
 }
 
 async function waitForState(control: Control, timeoutMs: number): Promise<void> {

@@ -1,3 +1,4 @@
+export type { Counter, IncrOptions, ReadOptions } from '../counters/counter.ts';
 export { CODECS, type CodecName } from './codec.ts';
 export { attachTier, createTier } from './create.ts';
 export { INTERNAL_MARK, isInternalKey } from './internal-keys.ts';

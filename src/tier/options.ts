@@ -6,6 +6,7 @@
  */
 
 import type { Cluster, Redis } from 'ioredis';
+import { MAX_SHARDS } from '../counters/shard-keys.ts';
 import { HotshieldError } from '../errors.ts';
 import { redisTargetOf } from '../refresher/redis-target.ts';
 import type { RefresherConfig } from '../refresher/refresher.ts';
@@ -54,10 +55,31 @@ export interface TierOptions {
   breakerThreshold?: number;
   /** How long an open circuit refuses calls before one probe (default 1s). */
   breakerCooldown?: Duration;
+  /**
+   * Shard keys per counter, 1–256 (default 16). Every process sharing the counters must
+   * use the same number: a read sums exactly these shards, so changing it is a migration.
+   */
+  counterShards?: number;
+  /**
+   * Distinct counters this process can hold, a power of two (default 4096, fewer for a
+   * small l1Bytes); 256 bytes each, inside l1Bytes. A counter keeps its cell for the
+   * life of the process.
+   */
+  maxCounters?: number;
+  /** How often counter increments are flushed to Redis (default 100ms, at least 10ms). */
+  flushInterval?: Duration;
+  /**
+   * How long Redis remembers a process's last flush to a shard, which makes a re-sent
+   * flush a no-op (default 24h). A flush re-sent later than this after it was applied
+   * would count twice, so keep it above the longest Redis outage you ride out.
+   */
+  counterMarkTtl?: Duration;
 }
 
 export interface TierConfig extends RefresherConfig {
   codec: CodecName;
+  /** undefined: the L1's default for l1Bytes. */
+  maxCounters: number | undefined;
   l1Bytes: number;
   maxValueBytes: number;
   maxWaiting: number;
@@ -85,6 +107,10 @@ const KNOWN = new Set([
   'slotsRefreshInterval',
   'breakerThreshold',
   'breakerCooldown',
+  'counterShards',
+  'maxCounters',
+  'flushInterval',
+  'counterMarkTtl',
 ]);
 
 function optionError(message: string): HotshieldError {
@@ -125,6 +151,23 @@ function count(name: string, value: unknown, fallback: number): number {
     throw optionError(`${name} must be a positive integer (got ${JSON.stringify(value)})`);
   }
   return value as number;
+}
+
+function shardCount(value: unknown): number {
+  if (value === undefined) return 16;
+  if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > MAX_SHARDS)
+    throw optionError(
+      `counterShards must be an integer from 1 to ${MAX_SHARDS} (got ${JSON.stringify(value)})`,
+    );
+  return value as number;
+}
+
+function counterCells(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const n = count('maxCounters', value, 0);
+  if ((n & (n - 1)) !== 0 || n > 1 << 24)
+    throw optionError(`maxCounters must be a power of two up to 2^24 (got ${n})`);
+  return n;
 }
 
 function optionalString(name: string, value: unknown): string | undefined {
@@ -169,6 +212,10 @@ export function tierConfigOf(options: TierOptions): TierConfig {
     slotsRefreshIntervalMs: duration('slotsRefreshInterval', options.slotsRefreshInterval, 2000),
     breakerThreshold: count('breakerThreshold', options.breakerThreshold, 5),
     breakerCooldownMs: duration('breakerCooldown', options.breakerCooldown, 1000),
+    counterShards: shardCount(options.counterShards),
+    maxCounters: counterCells(options.maxCounters),
+    flushIntervalMs: duration('flushInterval', options.flushInterval, 100, 10),
+    counterMarkTtlMs: duration('counterMarkTtl', options.counterMarkTtl, 86_400_000, 60_000),
   });
 }
 

@@ -10,6 +10,7 @@
  */
 
 import { BroadcastChannel } from 'node:worker_threads';
+import { Counter, type CounterPort } from '../counters/counter.ts';
 import { HotshieldError, isTierErrorCode, type TierErrorCode } from '../errors.ts';
 import { L1Error, type L1Handle, type L1Stats, L1Table } from '../l1/index.ts';
 import { Control, type ControlStats, type RefresherState } from '../refresher/control.ts';
@@ -24,6 +25,7 @@ import {
   type Reply,
 } from '../refresher/protocol.ts';
 import { type CodecName, codecId, decode, encode } from './codec.ts';
+import { counterOfTotalKey, counterTotalKey, isInternalKey } from './internal-keys.ts';
 import { callDuration, type TierConfig } from './options.ts';
 
 export const HANDLE_KIND = 'hotshield.tier/1';
@@ -106,6 +108,9 @@ interface AckWaiter {
   timer: NodeJS.Timeout;
 }
 
+/** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
+const COUNTER_HANDLES_LIMIT = 10_000;
+
 /** Bound on the keys a thread remembers as being refreshed (cleared when reached). */
 const PENDING_REFRESH_LIMIT = 10_000;
 
@@ -144,6 +149,8 @@ export class Tier {
   #waiting = 0;
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #counters = new Map<string, Counter>();
+  readonly #counterPort: CounterPort;
 
   /** Use createTier / attachTier. */
   constructor(handle: TierHandle, owner?: TierOwner) {
@@ -166,6 +173,13 @@ export class Tier {
     this.#channel.unref();
     this.#join();
     openTiers.add(this.#release);
+    this.#counterPort = {
+      table: this.#l1,
+      requestTimeoutMs: this.#config.requestTimeoutMs,
+      assertOpen: () => this.#assertOpen(),
+      base: (name, timeoutMs) => this.#counterBase(name, timeoutMs),
+      timeoutOf: (value) => callDuration('timeout', value, this.#config.requestTimeoutMs, 1),
+    };
   }
 
   readonly #release = (): void => this.#l1.close();
@@ -255,6 +269,43 @@ export class Tier {
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const id = this.#nextAck++;
     await this.#request(id, timeoutMs, { t: 'delete', id, key, from: this.#clientId });
+  }
+
+  /**
+   * The write-hot counter `name` (counters/counter.ts): `incr(by)` adds in shared memory
+   * and is flushed to Redis in batches; `read()` sums its shards. The name must not hold
+   * `{` or `}` (every shard would land in one slot) or be longer than 120 UTF-8 bytes.
+   */
+  counter(name: string): Counter {
+    this.#assertOpen();
+    let counter = this.#counters.get(name);
+    if (counter === undefined) {
+      counter = new Counter(name, this.#counterPort);
+      const totalBytes = Buffer.byteLength(counterTotalKey(name));
+      if (totalBytes > this.#config.maxKeyBytes) {
+        throw new HotshieldError(
+          'HS_ERR_COUNTER_NAME',
+          `counter name is too long for maxKeyBytes ${this.#config.maxKeyBytes} (its cached total needs ${totalBytes} bytes)`,
+        );
+      }
+      if (this.#counters.size >= COUNTER_HANDLES_LIMIT) this.#counters.clear();
+      this.#counters.set(name, counter);
+    }
+    return counter;
+  }
+
+  /** A counter's base (flusher.ts): from L1 if cached (refreshing a stale one), else asked for. */
+  async #counterBase(name: string, timeoutMs: number): Promise<bigint> {
+    const key = counterTotalKey(name);
+    const entry = this.#l1.get(key);
+    if (entry !== undefined && (entry.flags & FLAG_ABSENT) === 0) {
+      if (entry.state === 'stale') this.#refresh(key);
+      return BigInt(entry.value.toString());
+    }
+    const bytes = await this.#wait(key, undefined, 0, timeoutMs);
+    if (!(bytes instanceof Uint8Array))
+      throw new HotshieldError('HS_ERR_L2_UNAVAILABLE', `no total for counter ${name}`);
+    return BigInt(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString());
   }
 
   /**
@@ -491,6 +542,11 @@ export class Tier {
       entryFlags = entry.flags;
     }
     const data = bytes;
+    // A counter's cached total is a decimal, read by #counterBase, not a value of the codec.
+    if (counterOfTotalKey(p.key) !== undefined) {
+      this.#settleAll(p, () => ({ value: data }));
+      return;
+    }
     this.#settleAll(p, () => {
       try {
         return { value: decode(this.#codec, data, entryFlags) };
@@ -669,7 +725,15 @@ function checkReadKey(key: string): string {
   if (typeof key !== 'string') throw new L1Error('HS_ERR_KEY_INVALID', 'key must be a string');
   if (!key.isWellFormed())
     throw new L1Error('HS_ERR_KEY_INVALID', 'key is not well-formed UTF-16 (lone surrogate)');
+  if (isInternalKey(key)) throw reservedKey();
   return key;
+}
+
+function reservedKey(): L1Error {
+  return new L1Error(
+    'HS_ERR_KEY_INVALID',
+    'keys containing :__hotshield are reserved for hotshield (counter totals and flush marks)',
+  );
 }
 
 /** A key about to be written (it never passes through L1's check): the full check. */
@@ -684,6 +748,7 @@ function checkKey(key: string, maxKeyBytes: number): string {
       'HS_ERR_KEY_TOO_LONG',
       `key is ${bytes} UTF-8 bytes; the limit is ${maxKeyBytes} (maxKeyBytes)`,
     );
+  if (isInternalKey(key)) throw reservedKey();
   return key;
 }
 

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createL1, L1Table, L1Writer, releaseThread } from '../../src/l1/index.ts';
 import { H, HEADER_BYTES, R, REGISTRY_LINE_WORDS } from '../../src/l1/layout.ts';
+import { flushCounters } from '../fixtures/l1-flush.ts';
 import { checkValue, makeValue } from '../fixtures/self-verifying.ts';
 import { CTL, newControl, nextMessage, startWorker, waitStarted } from '../fixtures/threads.ts';
 
@@ -103,46 +104,70 @@ describe('L1 torture: readers never see a torn or mixed value', () => {
 });
 
 describe('L1 torture: counters', () => {
-  it('3 threads add while the main thread drains: drained total equals added, per name, exactly', async () => {
+  it('3 threads add (one waiting for each ack) while the main thread flushes, sometimes dying mid-flush: flushed total equals added, per name, exactly', async () => {
     const handle = createL1({ bytes: 1 << 20, maxValueBytes: 1024, maxCounters: 1024 });
     const writer = L1Writer.open(handle);
     const { control, ctl } = newControl();
     // Shared names are created concurrently by all threads (a creation race on each).
     const names = [...Array.from({ length: 20 }, (_, i) => `likes:${i}`), 'hot'];
     const workers = [1, 2, 3].map((seed) =>
-      startWorker(WORKER, { role: 'counter', handle, control, names, seed }),
+      startWorker(WORKER, {
+        role: seed === 3 ? 'syncCounter' : 'counter',
+        handle,
+        control,
+        names,
+        seed,
+      }),
     );
     const replies = workers.map((w) =>
-      nextMessage<{ added: Record<string, number>; adds: number }>(w),
+      nextMessage<{ added: Record<string, number>; adds: number; unacked?: number }>(w),
     );
     await waitStarted(ctl, 3);
-    const drained = new Map<string, number>();
-    let drains = 0;
-    let nonEmptyDrains = 0;
+    const flushed = new Map<string, bigint>();
+    const take = (sent: Map<string, bigint>) => {
+      for (const [k, v] of sent) flushed.set(k, (flushed.get(k) ?? 0n) + v);
+      return sent.size;
+    };
+    let flushes = 0;
+    let nonEmpty = 0;
+    let interrupted = 0;
     const end = Date.now() + TORTURE_MS;
     while (Date.now() < end) {
-      const d = writer.drainCounters();
-      drains++;
-      if (d.size > 0) nonEmptyDrains++;
-      for (const [k, v] of d) drained.set(k, (drained.get(k) ?? 0) + v);
+      // One flush in five stops after recording (a flusher killed mid-flush).
+      const interrupt = flushes % 5 === 4;
+      if (interrupt) interrupted++;
+      if (take(flushCounters(writer, interrupt)) > 0) nonEmpty++;
+      flushes++;
       await sleep(1);
     }
     Atomics.store(ctl, CTL.STOP, 1);
-    const reports = await Promise.all(replies);
-    for (const [k, v] of writer.drainCounters()) drained.set(k, (drained.get(k) ?? 0) + v);
-    const added = new Map<string, number>();
+    // Keep acknowledging until the waiting thread has seen its last ack and reported.
+    let settled = false;
+    const all = Promise.all(replies).finally(() => {
+      settled = true;
+    });
+    while (!settled) {
+      take(flushCounters(writer));
+      await sleep(1);
+    }
+    const reports = await all;
+    take(flushCounters(writer));
+    const added = new Map<string, bigint>();
     for (const r of reports)
-      for (const [k, v] of Object.entries(r.added)) added.set(k, (added.get(k) ?? 0) + v);
-    expect(reports.every((r) => r.adds > 1000)).toBe(true);
-    expect(nonEmptyDrains).toBeGreaterThan(10); // drains raced with adds
-    expect(Object.fromEntries(drained)).toEqual(Object.fromEntries(added));
-    // Every name got exactly one cell despite the creation race (or its duplicates were summed).
+      for (const [k, v] of Object.entries(r.added)) added.set(k, (added.get(k) ?? 0n) + BigInt(v));
+    expect(reports.every((r) => r.adds > 100)).toBe(true);
+    expect(reports[2].unacked).toBe(0); // every wait for an ack was woken
+    expect(nonEmpty).toBeGreaterThan(10); // flushes raced with adds
+    expect(interrupted).toBeGreaterThan(2);
+    expect(Object.fromEntries(flushed)).toEqual(Object.fromEntries(added));
     const table = L1Table.attach(handle);
     expect(table.stats().counters).toBeGreaterThanOrEqual(names.length);
-    for (const n of names) expect(table.pendingCounter(n)).toBe(0);
+    for (const n of names) {
+      expect(table.pendingCounter(n)).toBe(0n);
+      expect(table.counterAdded(n)).toBe(added.get(n) ?? 0n);
+    }
     table.close();
     writer.close();
-    expect(drains).toBeGreaterThan(0);
   });
 });
 

@@ -7,6 +7,7 @@
 import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { flushMarkKeyOf, shardKeysFor } from '../../src/counters/shard-keys.ts';
+import type { HotshieldError } from '../../src/errors.ts';
 import { L2Client } from '../../src/refresher/l2-client.ts';
 import { useOwnCluster } from '../fixtures/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
@@ -34,26 +35,24 @@ describe('counter shards on a live cluster', () => {
   it('a flush is applied once per (writer, seq): a retry with the same seq changes nothing', async () => {
     const l2 = await client();
     const [shard] = shardKeysFor('c:once', 1);
-    const mark = flushMarkKeyOf(shard);
-    const first = await l2.flushShard(shard, mark, 'gw-a', 1, 5n, 60_000);
-    expect(first).toEqual({ applied: true, value: 5n });
+    const a = flushMarkKeyOf(shard, 'gw-a');
+    const flush = (markKey: string, seq: bigint, delta: bigint) =>
+      l2.flushShard({ shardKey: shard, markKey, seq, delta }, 60_000);
+    expect(await flush(a, 1n, 5n)).toBe(true);
     // The reply was lost and the flusher (or ioredis) sends it again: no double count.
-    expect(await l2.flushShard(shard, mark, 'gw-a', 1, 5n, 60_000)).toEqual({
-      applied: false,
-      value: 5n,
-    });
+    expect(await flush(a, 1n, 5n)).toBe(false);
     // An older seq is a duplicate too; the next seq applies.
-    expect((await l2.flushShard(shard, mark, 'gw-a', 2, 3n, 60_000)).applied).toBe(true);
-    expect((await l2.flushShard(shard, mark, 'gw-a', 1, 5n, 60_000)).applied).toBe(false);
+    expect(await flush(a, 2n, 3n)).toBe(true);
+    expect(await flush(a, 1n, 5n)).toBe(false);
     // Another writer has its own sequence.
-    expect(await l2.flushShard(shard, mark, 'gw-b', 1, -1n, 60_000)).toEqual({
-      applied: true,
-      value: 7n,
-    });
+    const b = flushMarkKeyOf(shard, 'gw-b');
+    expect(await flush(b, 1n, -1n)).toBe(true);
     const redis = clusterClient(cluster.seeds);
     expect(await redis.get(shard)).toBe('7');
-    expect(await redis.hgetall(mark)).toEqual({ 'gw-a': '2', 'gw-b': '1' });
-    const ttl = await redis.pttl(mark);
+    expect([await redis.get(a), await redis.get(b)]).toEqual(['2', '1']);
+    // The mark is in the shard's slot and expires on its own.
+    expect(calculateSlot(a)).toBe(calculateSlot(shard));
+    const ttl = await redis.pttl(a);
     expect(ttl).toBeGreaterThan(50_000);
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
@@ -61,22 +60,44 @@ describe('counter shards on a live cluster', () => {
   it('concurrent re-sends of the same flush from many connections still count it once', async () => {
     const clients = await Promise.all(Array.from({ length: 4 }, () => client()));
     const [shard] = shardKeysFor('c:race', 1);
-    const mark = flushMarkKeyOf(shard);
+    const markKey = flushMarkKeyOf(shard, 'gw-x');
     const outcomes = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        clients[i % 4].flushShard(shard, mark, 'gw-x', 1, 10n, 60_000),
+        clients[i % 4].flushShard({ shardKey: shard, markKey, seq: 1n, delta: 10n }, 60_000),
       ),
     );
-    expect(outcomes.filter((o) => o.applied)).toHaveLength(1);
+    expect(outcomes.filter((applied) => applied)).toHaveLength(1);
     expect(await clusterClient(cluster.seeds).get(shard)).toBe('10');
   });
 
-  it('counts beyond 2^53 exactly (values travel as strings)', async () => {
+  it('flushes and reads many shards in one pipeline per master; counts beyond 2^53 stay exact', async () => {
     const l2 = await client();
-    const [shard] = shardKeysFor('c:big', 1);
-    const mark = flushMarkKeyOf(shard);
+    const shards = shardKeysFor('c:big', 6);
     const big = 2n ** 60n + 1n;
-    expect((await l2.flushShard(shard, mark, 'gw', 1, big, 60_000)).value).toBe(big);
-    expect((await l2.flushShard(shard, mark, 'gw', 2, 2n, 60_000)).value).toBe(big + 2n);
+    const flushes = shards.map((shardKey, i) => ({
+      shardKey,
+      markKey: flushMarkKeyOf(shardKey, 'gw'),
+      seq: 1n,
+      delta: big + BigInt(i),
+    }));
+    expect(await l2.flushMany(flushes, 60_000)).toEqual(shards.map(() => true));
+    const reads = await l2.readShards(
+      shards.map((shardKey, i) => ({
+        shardKey,
+        markKeys: i === 0 ? [flushMarkKeyOf(shardKey, 'gw'), flushMarkKeyOf(shardKey, 'nobody')] : [],
+      })),
+    );
+    expect(reads[0]).toEqual({ value: big, marks: [1n, 0n] });
+    expect(reads.map((r) => (r as { value: bigint }).value)).toEqual(
+      shards.map((_, i) => big + BigInt(i)),
+    );
+    // An absent shard reads 0; a shard holding something else is that read's error.
+    await clusterClient(cluster.seeds).set(shards[1], 'not a number');
+    const [absent, garbage] = await l2.readShards([
+      { shardKey: shardKeysFor('c:never', 1)[0], markKeys: [] },
+      { shardKey: shards[1], markKeys: [] },
+    ]);
+    expect(absent).toEqual({ value: 0n, marks: [] });
+    expect((garbage as HotshieldError).code).toBe('HS_ERR_L2_UNAVAILABLE');
   });
 });

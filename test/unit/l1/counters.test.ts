@@ -1,30 +1,56 @@
 import { describe, expect, it } from 'vitest';
 import { type L1Error, MAX_COUNTER_NAME_BYTES } from '../../../src/l1/index.ts';
 import { l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
+import { flushCounters } from '../../fixtures/l1-flush.ts';
 
 describe('L1 counters', () => {
-  it('adds, reports pending, and drains to zero per name', () => {
+  it('adds, reports pending, and flushes to zero per name', () => {
     const { writer, table } = makeL1();
     table.addCounter('likes:video:1', 3);
     table.addCounter('likes:video:1', -1);
     table.addCounter('likes:видео:2', 10);
-    expect(table.pendingCounter('likes:video:1')).toBe(2);
-    expect(table.pendingCounter('absent')).toBe(0);
-    expect(Object.fromEntries(writer.drainCounters())).toEqual({
-      'likes:video:1': 2,
-      'likes:видео:2': 10,
+    expect(table.pendingCounter('likes:video:1')).toBe(2n);
+    expect(table.pendingCounter('absent')).toBe(0n);
+    expect(Object.fromEntries(flushCounters(writer))).toEqual({
+      'likes:video:1': 2n,
+      'likes:видео:2': 10n,
     });
-    expect(writer.drainCounters().size).toBe(0);
-    expect(table.pendingCounter('likes:video:1')).toBe(0);
+    expect(flushCounters(writer).size).toBe(0);
+    expect(table.pendingCounter('likes:video:1')).toBe(0n);
     table.addCounter('likes:video:1', 5);
-    expect(Object.fromEntries(writer.drainCounters())).toEqual({ 'likes:video:1': 5 });
+    expect(Object.fromEntries(flushCounters(writer))).toEqual({ 'likes:video:1': 5n });
+    // `added` keeps everything ever added; only the acknowledged mark moves.
+    expect(table.counterAdded('likes:video:1')).toBe(7n);
+    expect(table.counterAdded('absent')).toBe(0n);
     expect(table.stats()).toMatchObject({ counters: 2, counterAdds: 4 });
+  });
+
+  it('a flush recorded but never acknowledged is re-sent whole, once, before new adds', () => {
+    const { writer, table } = makeL1();
+    table.addCounter('c', 4);
+    expect(flushCounters(writer, true).size).toBe(0); // recorded, then the flusher "died"
+    table.addCounter('c', 3);
+    expect(table.pendingCounter('c')).toBe(7n);
+    expect(flushCounters(writer).get('c')).toBe(4n); // the same flush again
+    expect(flushCounters(writer).get('c')).toBe(3n); // then the newer add
+    expect(table.pendingCounter('c')).toBe(0n);
+  });
+
+  it('adds that sum to zero are settled without a flush, and wake their waiters', async () => {
+    const { writer, table } = makeL1();
+    table.addCounter('z', 5);
+    const ticket = table.addCounterTicket('z', -5);
+    expect(ticket.op).toBe(2);
+    const waited = table.waitCounterAck(ticket, 5_000);
+    expect(flushCounters(writer).size).toBe(0);
+    expect(await waited).toBe(true);
+    expect(await table.waitCounterAck(table.addCounterTicket('z', 1), 20)).toBe(false);
   });
 
   it('sums beyond 32 bits exactly', () => {
     const { writer, table } = makeL1();
     for (let i = 0; i < 1000; i++) table.addCounter('big', 2 ** 40);
-    expect(writer.drainCounters().get('big')).toBe(1000 * 2 ** 40);
+    expect(flushCounters(writer).get('big')).toBe(1000n * 2n ** 40n);
   });
 
   it('rejects bad deltas and names with typed errors, changing nothing', () => {
@@ -45,7 +71,7 @@ describe('L1 counters', () => {
       'HS_ERR_KEY_TOO_LONG',
     );
     table.addCounter('x'.repeat(MAX_COUNTER_NAME_BYTES), 1);
-    expect(writer.drainCounters().get('x'.repeat(MAX_COUNTER_NAME_BYTES))).toBe(1);
+    expect(flushCounters(writer).get('x'.repeat(MAX_COUNTER_NAME_BYTES))).toBe(1n);
     expect(table.stats().counters).toBe(1);
   });
 
@@ -64,7 +90,7 @@ describe('L1 counters', () => {
     expect((error as L1Error).code).toBe('HS_ERR_COUNTER_TABLE_FULL');
     expect(created).toBe(64);
     table.addCounter('c0', 41);
-    expect(writer.drainCounters().get('c0')).toBe(42);
+    expect(flushCounters(writer).get('c0')).toBe(42n);
   });
 });
 
@@ -91,8 +117,8 @@ describe('L1 counters when a creator dies mid-claim', () => {
     Atomics.store(cells, home * (COUNTER_CELL_BYTES / 4) + C.STATE_WORD, COUNTER_STATE.CLAIMING);
     table.addCounter(name, 5);
     table.addCounter(name, 6);
-    expect(table.pendingCounter(name)).toBe(11);
-    expect(writer.drainCounters().get(name)).toBe(11);
+    expect(table.pendingCounter(name)).toBe(11n);
+    expect(flushCounters(writer).get(name)).toBe(11n);
     expect(Atomics.load(cells, home * (COUNTER_CELL_BYTES / 4) + C.STATE_WORD)).toBe(
       COUNTER_STATE.CLAIMING,
     );
