@@ -9,6 +9,7 @@
  * - `releaseThread(handle, threadId)` from a worker's 'exit' event
  */
 
+export type { CounterState, PendingFlush } from './counters.ts';
 export { createL1, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
 export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
@@ -26,4 +27,3 @@ export {
   releaseThread,
   type WriterOptions,
 } from './writer.ts';
-export type { CounterState, PendingFlush } from './counters.ts';

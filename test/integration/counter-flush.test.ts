@@ -84,7 +84,8 @@ describe('counter shards on a live cluster', () => {
     const reads = await l2.readShards(
       shards.map((shardKey, i) => ({
         shardKey,
-        markKeys: i === 0 ? [flushMarkKeyOf(shardKey, 'gw'), flushMarkKeyOf(shardKey, 'nobody')] : [],
+        markKeys:
+          i === 0 ? [flushMarkKeyOf(shardKey, 'gw'), flushMarkKeyOf(shardKey, 'nobody')] : [],
       })),
     );
     expect(reads[0]).toEqual({ value: big, marks: [1n, 0n] });

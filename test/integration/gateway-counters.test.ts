@@ -20,7 +20,7 @@ async function inRedis(name: string): Promise<bigint> {
   return values.reduce((sum, v) => sum + BigInt(v ?? 0), 0n);
 }
 
-const valueOf = (text: string): string => /"value":(-?\d+)/.exec(text)?.[1] ?? `(${text})`;
+const counterValue = (text: string): string => /"value":(-?\d+)/.exec(text)?.[1] ?? `(${text})`;
 
 describe('gateway counters', () => {
   it('4,000 concurrent POSTs over 2 processes × 2 threads are counted exactly; a graceful stop flushes the rest', async () => {
@@ -55,7 +55,7 @@ describe('gateway counters', () => {
     await expect
       .poll(
         async () =>
-          valueOf((await request(`${gw.url}/v1/counters/${encodeURIComponent(name)}`)).text),
+          counterValue((await request(`${gw.url}/v1/counters/${encodeURIComponent(name)}`)).text),
         { timeout: 5000, interval: 100 },
       )
       .toBe(sent.toString());
@@ -120,7 +120,7 @@ describe('gateway counters', () => {
     }
     expect((await request(`${gw.url}/v1/counters/c/incr`)).headers.allow).toBe('POST');
     // Nothing was counted: the counter reads 0 here and in Redis.
-    expect(valueOf((await request(`${gw.url}/v1/counters/c`)).text)).toBe('0');
+    expect(counterValue((await request(`${gw.url}/v1/counters/c`)).text)).toBe('0');
     // A good request with the token: 202 at once, 200 with sync=1, both counted.
     expect((await post('/v1/counters/c/incr?by=-4')).status).toBe(202);
     const synced = await post('/v1/counters/c/incr?by=%2B9&sync=1');
