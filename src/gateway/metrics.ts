@@ -137,6 +137,24 @@ export function processRegistry(tier: Tier): Registry {
     const snake = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
     mirroredCounter(registry, `hotshield_refresher_${snake}_total`, help, () => t()[name]);
   }
+  const counters: Array<[string, keyof ReturnType<typeof t> | 'counterAdds', string]> = [
+    ['adds', 'counterAdds', 'Counter increments accepted (in shared memory)'],
+    ['flushes', 'counterFlushes', 'Counter flushes sent to Redis, re-sends included'],
+    ['duplicates', 'counterDuplicates', 'Counter flushes Redis had already applied (re-sends)'],
+    ['flush_errors', 'counterFlushErrors', 'Counter flushes that failed (kept and re-sent)'],
+    ['reads', 'counterReads', 'Counter totals read from Redis (all shards of one counter)'],
+  ];
+  mirroredGauge(
+    registry,
+    'hotshield_counter_unflushed',
+    'Counter increments accepted and not yet acknowledged by Redis (lost if the process is killed)',
+    () => l1().counterUnflushed,
+  );
+  for (const [snake, name, help] of counters) {
+    mirroredCounter(registry, `hotshield_counter_${snake}_total`, help, () =>
+      name === 'counterAdds' ? l1().counterAdds : t()[name],
+    );
+  }
   mirroredGauge(
     registry,
     'hotshield_redis_ready',

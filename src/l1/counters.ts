@@ -248,7 +248,3 @@ export function cellsNamed(v: Views, name: KeyBytes, len: number): number[] {
 export function addedTo(v: Views, cell: number): bigint {
   return Atomics.load(v.counters64, i64(cell, C.ADDED_I64));
 }
-
-export function countCounters(v: Views): number {
-  return counterCells(v).length;
-}

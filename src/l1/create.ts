@@ -18,7 +18,7 @@ export interface L1Options {
   maxValueBytes?: number;
   /** Threads that may attach at once (default 64). */
   maxThreads?: number;
-  /** Counter cells, a power of two, 128 B each, inside the budget (default 4096, fewer for budgets under 32 MiB: see defaultMaxCounters). */
+  /** Counter cells, a power of two, 256 B each, inside the budget (default 4096, fewer for budgets under 64 MiB: see defaultMaxCounters). */
   maxCounters?: number;
 }
 

@@ -15,7 +15,7 @@ import {
   addedTo,
   addToCounter,
   cellsNamed,
-  countCounters,
+  counterCells,
   counterState,
   findOrCreateCounter,
   MAX_COUNTER_DELTA,
@@ -68,6 +68,8 @@ export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
   entries: number;
   bytesUsed: number;
   counters: number;
+  /** Sum over counters of what was added and Redis has not acknowledged yet. */
+  counterUnflushed: number;
   budgetBytes: number;
   totalBytes: number;
   slotCount: number;
@@ -241,7 +243,14 @@ export class L1Table {
     const base = Atomics.load(h, H.STATE_ACTIVE) === 0 ? H.STATE_A : H.STATE_B;
     out.entries = h[H.LIVE_ENTRIES];
     out.bytesUsed = (h[base + S.SMALL_USED] >>> 0) + (h[base + S.MAIN_USED] >>> 0);
-    out.counters = countCounters(v);
+    out.counters = 0;
+    let unflushed = 0n;
+    for (const cell of counterCells(v)) {
+      const st = counterState(v, cell);
+      out.counters++;
+      unflushed += st.added - st.ackedUpTo;
+    }
+    out.counterUnflushed = Number(unflushed);
     out.budgetBytes = this.#layout.budgetBytes;
     out.totalBytes = this.#layout.totalBytes;
     out.slotCount = this.#layout.slotCount;

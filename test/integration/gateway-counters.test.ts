@@ -132,6 +132,13 @@ describe('gateway counters', () => {
     expect(read.headers['cache-control']).toBe('no-store');
     expect(JSON.parse(read.text)).toEqual({ name: 'c', value: 5 });
     expect((await request(`${gw.url}/v1/counters/c`, { method: 'HEAD' })).body.length).toBe(0);
+    const metrics = (await request(`${gw.url}/metrics`)).text;
+    expect(metrics).toMatch(/^hotshield_counter_adds_total 2$/m);
+    expect(metrics).toMatch(/^hotshield_counter_unflushed 0$/m);
+    expect(Number(/^hotshield_counter_flushes_total (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThan(
+      0,
+    );
+    expect(metrics).toMatch(/^hotshield_http_requests_total\{[^}]*route="counter"[^}]*\} \d+$/m);
     expect(await gw.stop()).toBe(0);
   });
 });
