@@ -1,24 +1,26 @@
 /**
- * `npm run bench`: the hot-key benchmark suite. One Redis Cluster (3 masters), the four
+ * `npm run bench`: the hot-key benchmark suite. One Redis Cluster (3 masters), the
  * contenders of bench/lib/contenders.ts with the same thread budget, autocannon as a
  * separate process on the same cores. Contenders run in rotated order over several
  * rounds and each cell is the median (bench/lib/suite.ts).
  *
- *   npm run bench [-- --quick] [--scenario tsunami,zipf,scale-out,slow-l2] [--contenders ceiling,hotshield]
+ *   npm run bench [-- --quick] [--scenario tsunami,zipf,scale-out,counters,slow-l2] [--contenders ceiling,hotshield]
  *                 [--rounds N] [--seconds N] [--threads N]
  *
  * Writes bench/results/<date>-<scenario>.json and bench/results/<scenario>.svg, and
- * prints a markdown report with ratios against `ceiling` and `l2-only` from this run.
+ * prints a markdown report with ratios against `ceiling` and `l2-only` (counters:
+ * `direct-incr`) from this run.
  */
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { Cluster } from 'ioredis';
 import { startRedisCluster } from '../src/dev/redis-cluster.ts';
-import { CONTENDERS, type ContenderName } from './lib/contenders.ts';
+import { ALL_CONTENDERS, type ContenderName } from './lib/contenders.ts';
 import { machine } from './lib/machine.ts';
 import { writeJson } from './lib/report.ts';
 import type { ScenarioOutcome, Suite } from './lib/suite.ts';
 import { groupedBarChart } from './lib/svg.ts';
+import { counters } from './scenarios/counters.ts';
 import { scaleOut } from './scenarios/scale-out.ts';
 import { slowL2 } from './scenarios/slow-l2.ts';
 import { tsunami } from './scenarios/tsunami.ts';
@@ -28,6 +30,7 @@ const SCENARIOS: Record<string, (suite: Suite) => Promise<ScenarioOutcome>> = {
   tsunami,
   zipf,
   'scale-out': scaleOut,
+  counters,
   // Last: it re-routes the cluster through proxies for its duration.
   'slow-l2': slowL2,
 };
@@ -36,7 +39,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     scenario: { type: 'string', default: Object.keys(SCENARIOS).join(',') },
-    contenders: { type: 'string', default: CONTENDERS.join(',') },
+    contenders: { type: 'string', default: ALL_CONTENDERS.join(',') },
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     threads: { type: 'string', default: '2' },
@@ -44,9 +47,11 @@ const { values } = parseArgs({
 });
 const quick = values.quick === true;
 const wanted = String(values.contenders).split(',');
-const unknown = wanted.filter((c) => !(CONTENDERS as readonly string[]).includes(c));
+const unknown = wanted.filter((c) => !(ALL_CONTENDERS as readonly string[]).includes(c));
 if (unknown.length > 0)
-  throw new Error(`unknown contender(s) ${unknown.join(', ')}; known: ${CONTENDERS.join(', ')}`);
+  throw new Error(
+    `unknown contender(s) ${unknown.join(', ')}; known: ${ALL_CONTENDERS.join(', ')}`,
+  );
 const scenarios = String(values.scenario).split(',');
 const unknownScenarios = scenarios.filter((s) => SCENARIOS[s] === undefined);
 if (unknownScenarios.length > 0)
@@ -66,7 +71,7 @@ const suite: Suite = {
   threads: Number(values.threads),
   connections: 100,
   softTtlMs: 3000,
-  contenders: CONTENDERS.filter((c) => wanted.includes(c)) as ContenderName[],
+  contenders: ALL_CONTENDERS.filter((c) => wanted.includes(c)) as ContenderName[],
   cluster,
   redis,
   redisPorts: cluster.nodes.map((n) => n.port),

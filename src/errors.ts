@@ -37,7 +37,10 @@ export const TierErrorCodes = {
    * flush within the timeout. It will still be flushed: retrying would count it twice.
    */
   HS_ERR_UNCONFIRMED: 'HS_ERR_UNCONFIRMED',
-  /** close() could not flush every counter increment to Redis; the message lists them. */
+  /**
+   * close() could not get every counter increment acknowledged; the message lists what
+   * was never sent (lost) and what was sent without an answer (Redis may yet apply it).
+   */
   HS_ERR_UNFLUSHED: 'HS_ERR_UNFLUSHED',
 } as const;
 

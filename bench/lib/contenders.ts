@@ -1,11 +1,13 @@
 /**
- * The four contenders, each started as its own process group on a free port with the
- * same thread/process budget, and stopped with SIGTERM to the group:
+ * The contenders, each started as its own process group on a free port with the same
+ * thread/process budget, and stopped with SIGTERM to the group (awaited: the gateway
+ * flushes its counters before it exits):
  *
- *   ceiling    bare Node HTTP server answering a constant body of the value's size
- *   l2-only    one Redis GET per request (ioredis Cluster, auto-pipelining)
- *   classic    node:cluster processes, each with its own lru-cache in front of Redis
- *   hotshield  the gateway: one process, T HTTP threads over one shared L1
+ *   ceiling      bare Node HTTP server answering a constant body of the value's size
+ *   l2-only      one Redis GET per request (ioredis Cluster, auto-pipelining)
+ *   classic      node:cluster processes, each with its own lru-cache in front of Redis
+ *   hotshield    the gateway: one process, T HTTP threads over one shared L1
+ *   direct-incr  one Redis INCRBY per counter increment (the counters scenario only)
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -13,8 +15,12 @@ import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
+/** The hot-key scenarios' contenders: each serves `GET /v1/kv/<key>`. */
 export const CONTENDERS = ['ceiling', 'l2-only', 'classic', 'hotshield'] as const;
-export type ContenderName = (typeof CONTENDERS)[number];
+/** The counters scenario's contenders: each serves `POST /v1/counters/:name/incr`. */
+export const COUNTER_CONTENDERS = ['direct-incr', 'hotshield'] as const;
+export const ALL_CONTENDERS = [...new Set([...CONTENDERS, ...COUNTER_CONTENDERS])];
+export type ContenderName = (typeof ALL_CONTENDERS)[number];
 
 export interface ContenderOptions {
   seeds: string;
@@ -25,6 +31,8 @@ export interface ContenderOptions {
   bodyBytes: number;
   /** L1 bytes in total (hotshield: its one L1; classic: split over its processes). */
   l1Bytes: number;
+  /** hotshield's counter flush interval; unset: the gateway's default. */
+  flushIntervalMs?: number;
 }
 
 export interface Running {
@@ -82,7 +90,10 @@ function argsFor(name: ContenderName, port: number, o: ContenderOptions): string
         '64kb',
         '--log-level',
         'info',
+        ...(o.flushIntervalMs === undefined ? [] : ['--flush-interval', `${o.flushIntervalMs}ms`]),
       ];
+    case 'direct-incr':
+      return [file('../fixtures/incr-server.ts'), String(port), o.seeds, String(o.threads)];
   }
 }
 
@@ -91,6 +102,7 @@ const READY: Record<ContenderName, RegExp> = {
   'l2-only': /listening/,
   classic: /listening/,
   hotshield: /gateway process listening/,
+  'direct-incr': /listening/,
 };
 
 export async function startContender(name: ContenderName, o: ContenderOptions): Promise<Running> {

@@ -15,10 +15,14 @@ export interface Measurement {
   seconds: number;
   requestsPerSecond: number;
   requests: number;
+  /** Responses with a 2xx status. */
+  ok: number;
+  /** With `spec.drain`: requests sent that got no answer (an error or timeout cut them). */
+  unanswered: number;
   latencyMs: { p50: number; p99: number; p999: number };
   non2xx: number;
   errors: number;
-  /** Per master: GETs, all commands, CPU seconds during the run. */
+  /** Per master: GETs, writes, all commands, CPU seconds during the run. */
   redis: NodeDelta[];
   /** GETs on the master that owns the hot key (tsunami), per second. */
   hotNodeGetsPerSecond?: number;
@@ -93,6 +97,8 @@ export async function measure(options: {
     seconds: spec.seconds,
     requestsPerSecond: load.results.reduce((s, r) => s + r.requestsPerSecond, 0),
     requests,
+    ok: load.results.reduce((s, r) => s + r.ok, 0),
+    unanswered: load.results.reduce((s, r) => s + (r.sent ?? r.requests) - r.requests, 0),
     latencyMs: {
       p50: worst((r) => r.latencyMs.p50),
       p99: worst((r) => r.latencyMs.p99),

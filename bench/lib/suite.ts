@@ -8,7 +8,12 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import type { RedisClusterHandle } from '../../src/dev/redis-cluster.ts';
 import type { LoadSpec } from '../fixtures/loadgen.ts';
-import { type ContenderName, type ContenderOptions, startContender } from './contenders.ts';
+import {
+  CONTENDERS,
+  type ContenderName,
+  type ContenderOptions,
+  startContender,
+} from './contenders.ts';
 import { type Measurement, measure } from './http-measure.ts';
 import type { Machine } from './machine.ts';
 import { formatBytes, formatRate, formatRatio, markdownTable, progress } from './report.ts';
@@ -41,6 +46,16 @@ export interface ScenarioOutcome {
   }[];
 }
 
+/** The settings every HTTP scenario records with its results. */
+export function loadSettings(suite: Suite) {
+  return {
+    threads: suite.threads,
+    rounds: suite.rounds,
+    seconds: suite.seconds,
+    connections: suite.connections,
+  };
+}
+
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -70,7 +85,8 @@ export async function compete(
   /** Requested once before measuring, so the run starts warm instead of cold. */
   warmPath?: string,
 ): Promise<Cell[]> {
-  const chosen = suite.contenders;
+  // Only those that serve GET /v1/kv/<key> (not direct-incr, the counters baseline).
+  const chosen = suite.contenders.filter((c) => (CONTENDERS as readonly string[]).includes(c));
   const cells: Cell[] = variants.flatMap((v) =>
     chosen.map((contender) => ({ contender, variant: v.name, runs: [] })),
   );

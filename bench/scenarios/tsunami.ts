@@ -9,6 +9,7 @@ import { formatRate, formatRatio } from '../lib/report.ts';
 import {
   compete,
   find,
+  loadSettings,
   met,
   ownerPort,
   type ScenarioOutcome,
@@ -64,10 +65,7 @@ export async function tsunami(suite: Suite): Promise<ScenarioOutcome> {
     name: 'tsunami',
     record: {
       settings: {
-        threads: suite.threads,
-        rounds: suite.rounds,
-        seconds: suite.seconds,
-        connections: suite.connections,
+        ...loadSettings(suite),
         softTtlMs: suite.softTtlMs,
         valueBytes: VALUE_BYTES,
         hotNodePort,

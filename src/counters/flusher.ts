@@ -39,10 +39,14 @@ export interface FlusherConfig {
   retryMaxMs: number;
 }
 
-/** What close() could not flush: lost when the process exits. */
+/**
+ * What close() could not get acknowledged: `unsent` never left this process and is lost
+ * with it; `unknown` was sent and not answered (Redis may yet apply it, once).
+ */
 export interface Unflushed {
   name: string;
-  amount: bigint;
+  unsent: bigint;
+  unknown: bigint;
 }
 
 /** A counter total as read from Redis, minus this process's part of it (see the header). */
@@ -291,8 +295,13 @@ export class CounterFlusher {
     const out: Unflushed[] = [];
     for (const cell of this.#writer.counterCells()) {
       const st = this.#writer.counterState(cell);
-      if (st.added !== st.ackedUpTo)
-        out.push({ name: this.#writer.counterName(cell), amount: st.added - st.ackedUpTo });
+      if (st.added === st.ackedUpTo) continue;
+      const sent = st.pending === undefined ? st.ackedUpTo : st.pending.upTo;
+      out.push({
+        name: this.#writer.counterName(cell),
+        unsent: st.added - sent,
+        unknown: sent - st.ackedUpTo,
+      });
     }
     return out;
   }

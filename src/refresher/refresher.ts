@@ -83,8 +83,11 @@ const LEASE_MARGIN_MS = 1000;
 const SWEEP_EVERY_MS = 500;
 /** How long close() keeps flushing counters (create.ts gives close 5 s in all). */
 const FINAL_FLUSH_MS = 3000;
-/** Longest wait between re-sends of a failed counter flush. */
-const FLUSH_RETRY_MAX_MS = 5000;
+/**
+ * Longest wait between re-sends of a failed counter flush: about a breaker cooldown, so
+ * that flushes resume within a second of a failover or an outage ending.
+ */
+const FLUSH_RETRY_MAX_MS = 1000;
 
 export class Refresher {
   readonly #config: RefresherConfig;

@@ -137,11 +137,16 @@ function unflushedError(unflushed: Unflushed[] | undefined): HotshieldError {
       `the refresher did not close within ${REFRESHER_CLOSE_MS} ms; counter increments not yet flushed are lost`,
     );
   }
-  const shown = unflushed.slice(0, 10).map((u) => `${u.name} ${u.amount}`);
-  const more = unflushed.length > 10 ? ` and ${unflushed.length - 10} more` : '';
+  const shown = unflushed.slice(0, 10).map((u) => {
+    const parts = [];
+    if (u.unsent !== 0n) parts.push(`${u.unsent} never sent (lost)`);
+    if (u.unknown !== 0n) parts.push(`${u.unknown} sent without an answer (Redis may apply it)`);
+    return `${u.name}: ${parts.join(', ')}`;
+  });
+  const more = unflushed.length > 10 ? `; and ${unflushed.length - 10} more counters` : '';
   return new HotshieldError(
     'HS_ERR_UNFLUSHED',
-    `Redis did not take these counter increments before close; they are lost: ${shown.join(', ')}${more}`,
+    `Redis did not acknowledge every counter increment before close: ${shown.join('; ')}${more}`,
   );
 }
 
