@@ -108,6 +108,14 @@ describe('standalone Redis', () => {
     const keys = Array.from({ length: 100 }, (_, i) => `t:sa:${i}`);
     expect(await Promise.all(keys.map((k) => tier.get(k)))).toEqual(keys.map(() => undefined));
     expect(tier.stats().tier.l2Batches).toBeLessThanOrEqual(4);
+    // Counters work there too: every shard on the one node, flushes and reads as scripts.
+    const counter = tier.counter('t:sa:likes');
+    counter.incr(3);
+    await counter.incr(4, { sync: true });
+    expect(await counter.readExact()).toBe(7n);
+    const other = await createTier({ redis: `redis://${single.seeds}`, l1Bytes: '8mb' });
+    onTestFinished(() => other.close());
+    expect(await other.counter('t:sa:likes').read()).toBe(7);
   });
 });
 
