@@ -21,6 +21,8 @@ export interface CounterPort {
   readonly table: L1Table;
   readonly requestTimeoutMs: number;
   assertOpen(): void;
+  /** Run `add` unless the tier is closed (then HS_ERR_CLOSED), so that close() sees it. */
+  adding<T>(add: () => T): T;
   /** The counter's shard total minus this process's part of it, from L1 or Redis. */
   base(name: string, timeoutMs: number): Promise<bigint>;
   /** A per-call `timeout` option, validated like the tier's durations. */
@@ -57,15 +59,15 @@ export class Counter {
   /** Add `by` and resolve once Redis has it (see IncrOptions). */
   incr(by: number, options: IncrOptions): Promise<void>;
   incr(by = 1, options?: IncrOptions): void | Promise<void> {
-    this.#port.assertOpen();
+    const table = this.#port.table;
     if (options === undefined) {
-      this.#port.table.addCounter(this.name, by);
+      this.#port.adding(() => table.addCounter(this.name, by));
       return;
     }
     if (options === null || typeof options !== 'object' || options.sync !== true)
       throw new HotshieldError('HS_ERR_OPTION', 'incr options must be { sync: true, timeout? }');
     const timeoutMs = this.#port.timeoutOf(options.timeout);
-    const ticket = this.#port.table.addCounterTicket(this.name, by);
+    const ticket = this.#port.adding(() => table.addCounterTicket(this.name, by));
     return this.#port.table.waitCounterAck(ticket, timeoutMs).then((acked) => {
       if (acked) return;
       throw new HotshieldError(

@@ -24,7 +24,7 @@
 
 import calculateSlot from 'cluster-key-slot';
 import { HotshieldError } from '../errors.ts';
-import type { CounterState, L1Writer, PendingFlush } from '../l1/index.ts';
+import type { CounterState, L1Writer } from '../l1/index.ts';
 import type { Control } from '../refresher/control.ts';
 import type { L2Client, ShardFlush, ShardRead } from '../refresher/l2-client.ts';
 import { flushMarkKeyOf, shardKeysFor } from './shard-keys.ts';
@@ -51,6 +51,9 @@ export interface Unflushed {
 
 /** A counter total as read from Redis, minus this process's part of it (see the header). */
 export type CounterBase = bigint;
+
+/** How long close() waits for adds already past their closed-check (a dead thread's never ends). */
+const ADDS_SETTLE_MS = 1000;
 
 interface Job {
   cell: number;
@@ -128,11 +131,14 @@ export class CounterFlusher {
     for (const waiters of this.#reads.values()) for (const w of waiters) w.reject(closedError());
     this.#reads.clear();
     this.#retry.clear();
-    while (this.#unflushed().length > 0 && performance.now() < deadline) {
+    // Adds that passed their closed-check before CLOSED was set land before this returns.
+    await this.#control.addsSettled(ADDS_SETTLE_MS);
+    // At least one round, even with nothing unflushed: it settles zero-sum adds' waiters.
+    do {
       await this.#round();
-      if (this.#unflushed().length > 0)
-        await sleep(Math.min(this.#config.flushIntervalMs, deadline - performance.now()));
-    }
+      if (this.#unflushed().length === 0) break;
+      await sleep(Math.min(this.#config.flushIntervalMs, deadline - performance.now()));
+    } while (performance.now() < deadline);
     return this.#unflushed();
   }
 
@@ -159,13 +165,16 @@ export class CounterFlusher {
       if (pending !== undefined) {
         const retry = this.#retry.get(cell);
         if (retry !== undefined && now < retry.at && !this.#closed) continue;
-      } else {
-        if (st.ops === st.ackedOps) continue;
-        if (st.added === st.ackedUpTo) {
-          // Adds that summed to nothing (+5, −5): nothing to send, but their callers wait.
-          this.#writer.settleCounter(cell, st.added, st.ops);
-          continue;
-        }
+      } else if (st.added === st.ackedUpTo) {
+        // Nothing to send; adds that summed to nothing (+5, −5) still have callers waiting.
+        if (st.ops !== st.ackedOps) this.#writer.settleCounter(cell, st.added, st.ops);
+        continue;
+      }
+      // Decided on `added`, not `ops`: an add whose thread died between its two
+      // Atomics.adds moved `added` only, and must be flushed all the same.
+      const shardKeys = this.#shardKeysOf(this.#writer.counterName(cell));
+      if (shardKeys === undefined) continue;
+      if (pending === undefined) {
         pending = {
           seq: this.#control.nextFlushSeq(),
           shard: homeShard(this.#field(cell), this.#config.shards),
@@ -174,7 +183,17 @@ export class CounterFlusher {
         };
         this.#writer.beginCounterFlush(cell, pending);
       }
-      jobs.push({ cell, flush: this.#flushOf(cell, st, pending) });
+      const shardKey = shardKeys[pending.shard];
+      jobs.push({
+        cell,
+        flush: {
+          shardKey,
+          markKey: flushMarkKeyOf(shardKey, this.#field(cell)),
+          seq: pending.seq,
+          // What the record carries beyond the acknowledged part.
+          delta: pending.upTo - st.ackedUpTo,
+        },
+      });
     }
     if (jobs.length === 0) return;
     this.#control.add('counterFlushes', jobs.length);
@@ -197,17 +216,6 @@ export class CounterFlusher {
     });
   }
 
-  /** The flush a pending record stands for: what it carries beyond the acknowledged part. */
-  #flushOf(cell: number, st: CounterState, pending: PendingFlush): ShardFlush {
-    const shardKey = this.#shardKeysOf(this.#writer.counterName(cell))[pending.shard];
-    return {
-      shardKey,
-      markKey: flushMarkKeyOf(shardKey, this.#field(cell)),
-      seq: pending.seq,
-      delta: pending.upTo - st.ackedUpTo,
-    };
-  }
-
   /** Exponential from the flush interval up to retryMaxMs, with jitter (no lockstep). */
   #backoff(failures: number): number {
     const { flushIntervalMs, retryMaxMs } = this.#config;
@@ -221,7 +229,13 @@ export class CounterFlusher {
     const asked = this.#reads;
     this.#reads = new Map();
     if (asked.size === 0) return;
-    const plans = [...asked.keys()].map((name) => this.#readPlan(name));
+    const plans: ReadPlan[] = [];
+    for (const [name, waiters] of asked) {
+      const plan = this.#readPlan(name);
+      if (plan !== undefined) plans.push(plan);
+      else for (const w of waiters) w.reject(badName(name));
+    }
+    if (plans.length === 0) return;
     const results = await this.#l2.readShards(plans.flatMap((p) => p.reads));
     let at = 0;
     for (const plan of plans) {
@@ -260,9 +274,11 @@ export class CounterFlusher {
    * For counter `name`: its cells' state now, and one read per shard carrying the marks
    * of the cells with a flush pending there (`markAt`: cell → its mark's index).
    */
-  #readPlan(name: string): ReadPlan {
+  #readPlan(name: string): ReadPlan | undefined {
+    const shardKeys = this.#shardKeysOf(name);
+    if (shardKeys === undefined) return undefined;
     const states = this.#writer.cellsNamed(name).map((cell) => this.#writer.counterState(cell));
-    const reads = this.#shardKeysOf(name).map((shardKey) => ({
+    const reads = shardKeys.map((shardKey) => ({
       shardKey,
       markKeys: [] as string[],
     }));
@@ -276,10 +292,19 @@ export class CounterFlusher {
     return { name, states, reads, markAt };
   }
 
-  #shardKeysOf(name: string): string[] {
+  /**
+   * The shard keys of counter `name`, or undefined if it cannot be a counter (a cell
+   * made through the bare L1 API, an ask from a confused thread): that one counter is
+   * skipped, never the round or the read batch it is in.
+   */
+  #shardKeysOf(name: string): string[] | undefined {
     let keys = this.#shardKeys.get(name);
     if (keys === undefined) {
-      keys = shardKeysFor(name, this.#config.shards);
+      try {
+        keys = shardKeysFor(name, this.#config.shards);
+      } catch {
+        return undefined;
+      }
       if (this.#shardKeys.size >= 65_536) this.#shardKeys.clear();
       this.#shardKeys.set(name, keys);
     }
@@ -305,6 +330,10 @@ export class CounterFlusher {
     }
     return out;
   }
+}
+
+function badName(name: string): HotshieldError {
+  return new HotshieldError('HS_ERR_COUNTER_NAME', `${JSON.stringify(name)} cannot be a counter`);
 }
 
 function closedError(): HotshieldError {

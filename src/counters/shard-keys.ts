@@ -69,3 +69,21 @@ export function shardKeysFor(name: string, shards: number): string[] {
 export function flushMarkKeyOf(shardKey: string, writer: string): string {
   return `{${shardKey}}${INTERNAL_MARK}:flushed:${writer}`;
 }
+
+const SHARD_KEY = /^(.+)#(\d{1,7})$/s;
+
+/**
+ * Is `key` one of the `shards` shard keys of some counter (`name#i` for counter `name`)?
+ * A plain write to it would corrupt that counter (a non-integer breaks every flush and
+ * read; a DEL drops counts), so the tier refuses to write such keys.
+ */
+export function isCounterShardKey(key: string, shards: number): boolean {
+  const m = SHARD_KEY.exec(key);
+  if (m === null) return false;
+  try {
+    return shardKeysFor(m[1], shards).includes(key);
+  } catch {
+    // Not a possible counter name: no counter has this shard.
+    return false;
+  }
+}

@@ -204,7 +204,8 @@ export async function waitForAck(
       if (acked >= target) return true;
       const left = deadline - performance.now();
       if (left <= 0) return false;
-      const w = Atomics.waitAsync(v.counters64, at, acked, left);
+      // In slices: a flusher killed between its ack and its notify delays a waiter 100 ms, not its whole timeout.
+      const w = Atomics.waitAsync(v.counters64, at, acked, Math.min(left, 100));
       if (w.async) await w.value;
     }
   } finally {

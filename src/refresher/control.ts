@@ -11,6 +11,7 @@
  * CLOSED is set once by tier.close(); GENERATION counts refresher starts (bumped and
  * notified by each new refresher when it listens); STATE is the refresher's view of L2.
  * Counters are added with Atomics.add from any thread and read with Atomics.load.
+ * ADDING (bytes 32..35) counts counter adds in progress (see enterAdd).
  * WRITER is this process's random identity in counter flushes and FLUSH_SEQ their last
  * sequence number: here, not in the refresher, so that a respawned refresher re-sends a
  * pending flush under the same (writer, seq) and numbers new ones after it.
@@ -18,7 +19,7 @@
 
 import { HotshieldError } from '../errors.ts';
 
-const W = { MAGIC: 0, CLOSED: 1, GENERATION: 2, STATE: 3 } as const;
+const W = { MAGIC: 0, CLOSED: 1, GENERATION: 2, STATE: 3, ADDING: 8 } as const;
 /** BigUint64 indexes in the same first 64 bytes. */
 const Q = { WRITER: 2, FLUSH_SEQ: 3 } as const;
 const MAGIC = 0x48534331; // "HSC1"
@@ -96,7 +97,7 @@ export class Control {
   constructor(sab: unknown) {
     if (!(sab instanceof SharedArrayBuffer) || sab.byteLength !== CONTROL_BYTES)
       throw new HotshieldError('HS_ERR_HANDLE', 'not a hotshield tier handle (control block)');
-    this.#words = new Int32Array(sab, 0, 4);
+    this.#words = new Int32Array(sab, 0, COUNTERS_AT / 4);
     if (Atomics.load(this.#words, W.MAGIC) !== MAGIC)
       throw new HotshieldError('HS_ERR_HANDLE', 'not a hotshield tier handle (bad magic)');
     this.#counters = new BigUint64Array(sab, COUNTERS_AT, STAT_NAMES.length);
@@ -120,6 +121,35 @@ export class Control {
   /** Mark the tier closed; true for the caller that closed it. */
   close(): boolean {
     return Atomics.compareExchange(this.#words, W.CLOSED, 0, 1) === 0;
+  }
+
+  /**
+   * A thread is about to add to a counter: false (and nothing to undo) if the tier is
+   * closed. Paired with close: the adder raises ADDING then reads CLOSED, the closer
+   * sets CLOSED then waits for ADDING to fall (addsSettled), so either the adder sees
+   * CLOSED or the final flush sees its add. Call leaveAdd once the add is done.
+   */
+  enterAdd(): boolean {
+    Atomics.add(this.#words, W.ADDING, 1);
+    if (Atomics.load(this.#words, W.CLOSED) === 0) return true;
+    this.leaveAdd();
+    return false;
+  }
+
+  leaveAdd(): void {
+    if (Atomics.sub(this.#words, W.ADDING, 1) === 1) Atomics.notify(this.#words, W.ADDING);
+  }
+
+  /** Resolves once no add is in progress, or after `timeoutMs` (a thread killed mid-add). */
+  async addsSettled(timeoutMs: number): Promise<void> {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const adding = Atomics.load(this.#words, W.ADDING);
+      const left = deadline - performance.now();
+      if (adding === 0 || left <= 0) return;
+      const w = Atomics.waitAsync(this.#words, W.ADDING, adding, Math.min(left, 10));
+      if (w.async) await w.value;
+    }
   }
 
   get generation(): number {

@@ -145,12 +145,16 @@ export function isNodeFailure(error: HotshieldError): boolean {
  * KEYS[1] shard, KEYS[2] the flushing writer's mark (its last applied seq), same slot.
  * ARGV: seq, delta, mark TTL in ms. Returns 1 if applied, 0 if this seq or a later one
  * already was (a retry after a lost reply, or ioredis re-sending after a dropped
- * connection). One mark key per writer, each with its own expiry, keeps Redis's memory
+ * connection). A duplicate renews the mark too: a flush whose replies keep getting lost
+ * is re-sent for as long as that lasts, and its mark must outlive every re-send. One mark key per writer, each with its own expiry, keeps Redis's memory
  * bounded by the writers of the last TTL.
  */
 const FLUSH_SHARD_LUA = `
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tonumber(ARGV[1]) <= last then return 0 end
+if tonumber(ARGV[1]) <= last then
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return 0
+end
 redis.call('INCRBY', KEYS[1], ARGV[2])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[3])
 return 1

@@ -11,6 +11,7 @@
 
 import { BroadcastChannel } from 'node:worker_threads';
 import { Counter, type CounterPort } from '../counters/counter.ts';
+import { isCounterShardKey } from '../counters/shard-keys.ts';
 import { HotshieldError, isTierErrorCode, type TierErrorCode } from '../errors.ts';
 import { L1Error, type L1Handle, type L1Stats, L1Table } from '../l1/index.ts';
 import { Control, type ControlStats, type RefresherState } from '../refresher/control.ts';
@@ -177,6 +178,14 @@ export class Tier {
       table: this.#l1,
       requestTimeoutMs: this.#config.requestTimeoutMs,
       assertOpen: () => this.#assertOpen(),
+      adding: (add) => {
+        if (this.#closed || !this.#control.enterAdd()) throw closedError();
+        try {
+          return add();
+        } finally {
+          this.#control.leaveAdd();
+        }
+      },
       base: (name, timeoutMs) => this.#counterBase(name, timeoutMs),
       timeoutOf: (value) => callDuration('timeout', value, this.#config.requestTimeoutMs, 1),
     };
@@ -204,6 +213,8 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
+    // A loader's value is written to Redis: the key must be writable.
+    if (loader !== undefined) this.#checkWritable(key);
     const known = this.#fromL1(checkReadKey(key), loader !== undefined);
     if (known !== undefined) return known ?? undefined;
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
@@ -240,7 +251,7 @@ export class Tier {
   /** Write `value` to Redis (with `ttl` if given), then to L1; resolves once Redis acknowledged. */
   async set(key: string, value: unknown, options: SetOptions = {}): Promise<void> {
     this.#assertOpen();
-    checkKey(key, this.#config.maxKeyBytes);
+    this.#checkWritable(checkKey(key, this.#config.maxKeyBytes));
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const bytes = encode(this.#codec, value);
@@ -265,7 +276,7 @@ export class Tier {
   /** Delete `key` from Redis, then from L1. */
   async delete(key: string, options: { timeout?: number | string } = {}): Promise<void> {
     this.#assertOpen();
-    checkKey(key, this.#config.maxKeyBytes);
+    this.#checkWritable(checkKey(key, this.#config.maxKeyBytes));
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const id = this.#nextAck++;
     await this.#request(id, timeoutMs, { t: 'delete', id, key, from: this.#clientId });
@@ -351,6 +362,16 @@ export class Tier {
     openTiers.delete(this.#release);
     this.#l1.close();
     await this.#owner?.close();
+  }
+
+  /** Refuse a write to a counter's shard key (shard-keys.ts, isCounterShardKey). */
+  #checkWritable(key: string): void {
+    if (typeof key === 'string' && isCounterShardKey(key, this.#config.counterShards)) {
+      throw new L1Error(
+        'HS_ERR_KEY_INVALID',
+        `${key} is a shard of counter ${key.slice(0, key.lastIndexOf('#'))} (counterShards ${this.#config.counterShards}): writing it would corrupt the counter`,
+      );
+    }
   }
 
   #assertOpen(): void {

@@ -57,6 +57,20 @@ describe('counter shards on a live cluster', () => {
     expect(ttl).toBeLessThanOrEqual(60_000);
   });
 
+  it('a duplicate renews the mark: a flush re-sent for longer than the mark TTL still counts once', async () => {
+    const l2 = await client();
+    const [shard] = shardKeysFor('c:renew', 1);
+    const flush = { shardKey: shard, markKey: flushMarkKeyOf(shard, 'gw-r'), seq: 1n, delta: 5n };
+    expect(await l2.flushShard(flush, 600)).toBe(true);
+    // Its replies are lost, so the flusher re-sends it, every 400 ms here, for 1.2 s in
+    // all: twice the mark's TTL. Every re-send is a duplicate that renews the mark.
+    for (let i = 0; i < 3; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      expect(await l2.flushShard(flush, 600)).toBe(false);
+    }
+    expect(await clusterClient(cluster.seeds).get(shard)).toBe('5');
+  });
+
   it('concurrent re-sends of the same flush from many connections still count it once', async () => {
     const clients = await Promise.all(Array.from({ length: 4 }, () => client()));
     const [shard] = shardKeysFor('c:race', 1);
