@@ -64,3 +64,10 @@ export function treeCpuSeconds(pid: number): number {
 export function treeRssBytes(pid: number): number {
   return tree(pid).reduce((sum, s) => sum + s.rssPages, 0) * PAGE_BYTES;
 }
+
+/** The live direct children of `pid` (a supervisor's workers, say). */
+export function childPids(pid: number): number[] {
+  return tree(pid)
+    .filter((s) => s.ppid === pid)
+    .map((s) => s.pid);
+}
