@@ -5,26 +5,47 @@
  * `softTtl`. An invalid value is a ConfigError naming the flag and the variable.
  */
 
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { HotshieldError } from '../errors.ts';
+import type { RedisTlsOptions } from '../refresher/redis-target.ts';
 import { type TierOptions, tierConfigOf } from '../tier/options.ts';
 
-type TierSetting = Exclude<keyof TierOptions, 'redis' | 'username' | 'password' | 'codec'>;
+type TierSetting = Exclude<keyof TierOptions, 'redis' | 'tls' | 'codec'>;
 
 interface Setting {
   /** Tier option it feeds, if any. */
   tier?: TierSetting;
   /** The tier option is a plain integer (durations and sizes parse strings themselves). */
   integer?: true;
+  /** A flag without a value; its variable takes true/false, 1/0, yes/no, on/off. */
+  boolean?: true;
+  /** Names a PEM file whose contents go into this field of the tier's `tls` option. */
+  tlsFile?: 'ca' | 'cert' | 'key';
   help: string;
 }
 
 /** Every flag, in --help order. Names are the public contract. */
 export const SETTINGS = {
   redis: {
-    help: 'Redis Cluster seeds host:port,… or a redis:// URL (standalone). Unset: start a throwaway local cluster',
+    help: 'Redis Cluster seeds host:port,… or a redis:// or rediss:// URL (standalone). Unset: start a throwaway local cluster',
   },
+  'redis-username': { tier: 'username', help: 'Redis ACL user (default: the default user)' },
+  'redis-password': {
+    tier: 'password',
+    help: 'Redis password (AUTH); prefer the variable, a flag shows in ps',
+  },
+  'redis-tls': { boolean: true, help: 'connect to Redis over TLS (every cluster node)' },
+  'redis-ca': {
+    tlsFile: 'ca',
+    help: 'PEM file of the CA that signed the Redis certificates; implies --redis-tls',
+  },
+  'redis-cert': {
+    tlsFile: 'cert',
+    help: 'PEM client certificate, for Redis that verifies clients; with --redis-key',
+  },
+  'redis-key': { tlsFile: 'key', help: 'PEM private key of --redis-cert' },
   host: { help: 'address to listen on (default 127.0.0.1)' },
   port: { help: 'port to listen on (default 8080)' },
   threads: { help: 'HTTP threads per process (default: available parallelism)' },
@@ -129,7 +150,10 @@ export function helpText(): string {
     '',
   ];
   for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
-    lines.push(`  --${name} <value>`.padEnd(28) + envName(name).padEnd(28) + s.help);
+    const flag = s.boolean
+      ? `  --${name}`
+      : `  --${name} ${s.tlsFile === undefined ? '<value>' : '<file>'}`;
+    lines.push(flag.padEnd(28) + envName(name).padEnd(28) + s.help);
   }
   lines.push(`${'  --help'.padEnd(56)}print this and exit`);
   lines.push('', 'Durations take 500ms, 3s, 2m or milliseconds; sizes take 64kb, 256mb or bytes.');
@@ -142,8 +166,11 @@ export function parseConfig(
   env: NodeJS.ProcessEnv,
 ): { help: true } | { help: false; config: GatewayConfig } {
   const options = Object.fromEntries(
-    Object.keys(SETTINGS).map((name) => [name, { type: 'string' as const }]),
-  ) as Record<SettingName, { type: 'string' }>;
+    (Object.entries(SETTINGS) as Array<[SettingName, Setting]>).map(([name, s]) => [
+      name,
+      { type: s.boolean ? ('boolean' as const) : ('string' as const) },
+    ]),
+  ) as Record<SettingName, { type: 'string' | 'boolean' }>;
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({
@@ -156,15 +183,18 @@ export function parseConfig(
   }
   if (parsed.values.help === true) return { help: true };
   const raw = (name: SettingName): string | undefined => {
-    const v = (parsed.values[name] as string | undefined) ?? env[envName(name)];
+    const flag = parsed.values[name] as string | boolean | undefined;
+    const v = typeof flag === 'boolean' ? String(flag) : (flag ?? env[envName(name)]);
     return v === '' ? undefined : v;
   };
-  const tier: Record<string, string | number> = {};
+  const tier: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
     const v = raw(name);
     if (s.tier !== undefined && v !== undefined)
       tier[s.tier] = s.integer && /^\d+$/.test(v) ? Number(v) : v;
   }
+  const tls = tlsOf(raw);
+  if (tls !== undefined) tier.tls = Object.freeze(tls);
   const redis = raw('redis');
   // The tier validates its own options; its messages name the option, ours the flag.
   try {
@@ -197,13 +227,55 @@ export function parseConfig(
   };
 }
 
+/**
+ * The tier's `tls` option from --redis-tls and the PEM files (read here: the tier takes
+ * their contents). A file implies TLS. Messages name files, never their contents.
+ */
+function tlsOf(raw: (name: SettingName) => string | undefined): RedisTlsOptions | undefined {
+  const on = raw('redis-tls');
+  let enabled: boolean | undefined;
+  if (on !== undefined) {
+    if (/^(1|true|yes|on)$/i.test(on)) enabled = true;
+    else if (/^(0|false|no|off)$/i.test(on)) enabled = false;
+    else throw new ConfigError(`${label('redis-tls')} must be true or false (got "${on}")`);
+  }
+  const tls: Record<string, string> = {};
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    const file = s.tlsFile === undefined ? undefined : raw(name);
+    if (s.tlsFile === undefined || file === undefined) continue;
+    if (enabled === false)
+      throw new ConfigError(`${label(name)} needs TLS, but ${label('redis-tls')} is false`);
+    try {
+      tls[s.tlsFile] = readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new ConfigError(
+        `${label(name)}: cannot read "${file}" (${(error as NodeJS.ErrnoException).code ?? error})`,
+      );
+    }
+  }
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new ConfigError(`${label('redis-cert')} and ${label('redis-key')} go together`);
+  return enabled === true || Object.keys(tls).length > 0 ? tls : undefined;
+}
+
+/** The tier option (or `tls` field) whose messages a flag's value can cause. */
+function optionOf(name: SettingName, s: Setting): string | undefined {
+  if (s.tier !== undefined) return s.tier;
+  if (s.tlsFile !== undefined) return `tls.${s.tlsFile}`;
+  if (name === 'redis-tls') return 'tls';
+  return name === 'redis' ? 'redis' : undefined;
+}
+
 /** A tier option error, re-worded to name the flag and variable the user set. */
 function rename(error: unknown): unknown {
   if (!(error instanceof HotshieldError)) return error;
   let message = error.message;
   for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
-    const option = s.tier ?? (name === 'redis' ? 'redis' : undefined);
-    if (option !== undefined && new RegExp(`^${option}\\b`).test(message)) {
+    const option = optionOf(name, s);
+    if (
+      option !== undefined &&
+      new RegExp(`^${option.replace('.', '\\.')}(?![\\w.])`).test(message)
+    ) {
       message = message.replace(option, label(name));
       break;
     }

@@ -49,12 +49,43 @@ async function freePort(host: string): Promise<number> {
   return address.port;
 }
 
+/** How often the process looks at the refresher's view of Redis, to log its changes. */
+const REDIS_WATCH_MS = 1000;
+
+/**
+ * Log when Redis becomes unreachable (with what it or ioredis last said, e.g. WRONGPASS)
+ * and when it is back: otherwise an operator sees only 503s. Returns a stop function.
+ */
+function watchRedis(tier: Tier, log: Logger): () => void {
+  let reported = 'l2Ready';
+  const check = async () => {
+    const { state } = tier.stats().refresher;
+    if (state === reported || state === 'starting') return;
+    reported = state;
+    if (state === 'l2Ready') {
+      log.info({ redis: state }, 'Redis is reachable');
+      return;
+    }
+    const { lastError } = await tier.refresherStatus();
+    log.warn(
+      { redis: state, lastError },
+      'Redis is unreachable: reads of uncached keys and writes fail with 503',
+    );
+  };
+  // At start too: a gateway that comes up without Redis says so at once.
+  check().catch(() => {});
+  const timer = setInterval(() => check().catch(() => {}), REDIS_WATCH_MS);
+  timer.unref();
+  return () => clearInterval(timer);
+}
+
 export async function startGatewayProcess(
   config: GatewayConfig,
   redis: string,
   log: Logger,
 ): Promise<GatewayProcess> {
   const tier = await createTier({ ...config.tier, redis, codec: 'raw' });
+  const stopWatching = watchRedis(tier, log);
   const port = config.port === 0 ? await freePort(config.host) : config.port;
   const registry = processRegistry(tier);
   const threads = new Set<Worker>();
@@ -150,6 +181,7 @@ export async function startGatewayProcess(
     await Promise.all(Array.from({ length: config.threads }, () => start(0)));
   } catch (error) {
     draining = true;
+    stopWatching();
     await Promise.all([...threads].map((w) => w.terminate()));
     await tier.close().catch((e: Error) => log.error({ err: e }, 'closing the tier failed'));
     throw error;
@@ -163,6 +195,7 @@ export async function startGatewayProcess(
     async drain(deadlineMs: number): Promise<void> {
       if (draining) return;
       draining = true;
+      stopWatching();
       await Promise.all(
         [...threads].map(
           (w) =>

@@ -19,7 +19,7 @@ import { Cluster, Redis } from 'ioredis';
 import { HotshieldError } from '../errors.ts';
 import { Breaker } from './breaker.ts';
 import { withDeadline } from './deadline.ts';
-import { type RedisTarget, redisTargetOf } from './redis-target.ts';
+import { type RedisTarget, type RedisTls, redisTargetOf } from './redis-target.ts';
 
 export interface L2ClientOptions {
   /**
@@ -40,6 +40,8 @@ export interface L2ClientOptions {
   breakerCooldownMs?: number;
   username?: string;
   password?: string;
+  /** TLS for a target given as a string (validated: see redisTlsOf). */
+  tls?: RedisTls;
   /** Told about every call to a node: for per-node latency and error metrics. */
   onCall?: (call: L2Call) => void;
 }
@@ -200,14 +202,15 @@ function openClient(
   connectTimeout: number,
   slotsRefreshInterval: number,
 ): Cluster | Redis {
-  const auth = { username: target.username, password: target.password };
+  // The same credentials and TLS settings for every node: ioredis Cluster gives
+  // redisOptions to each node connection, seeds and nodes found in the slot map alike.
+  const auth = { username: target.username, password: target.password, tls: target.tls };
   if (target.kind === 'standalone') {
     return new Redis({
       ...auth,
       host: target.host,
       port: target.port,
       db: target.db,
-      tls: target.tls ? {} : undefined,
       enableOfflineQueue: false,
       commandTimeout,
       connectTimeout,
@@ -230,6 +233,7 @@ export class L2Client {
   readonly #breaker: Breaker;
   readonly #onCall: (call: L2Call) => void;
   #readyEvent: Promise<void> | undefined;
+  #lastError: string | undefined;
   #closed = false;
 
   constructor(options: L2ClientOptions) {
@@ -257,14 +261,33 @@ export class L2Client {
       const target =
         typeof redis === 'object' && redis !== null && 'kind' in redis
           ? redis
-          : redisTargetOf(redis, { username: options.username, password: options.password });
+          : redisTargetOf(redis, {
+              username: options.username,
+              password: options.password,
+              tls: options.tls,
+            });
       this.#client = openClient(target, this.#timeoutMs, connectTimeout, slotsRefreshInterval);
       this.#owned = true;
     }
     // Connection trouble is reported through call results; an 'error' event without a
-    // listener would crash the thread. A client passed in keeps its owner's listeners.
-    if (this.#owned) this.#client.on('error', () => {});
+    // listener would crash the thread. Its message is kept: "WRONGPASS" must reach the
+    // operator, not just "took too long". A client passed in keeps its owner's listeners.
+    const note = (error: Error & { lastNodeError?: Error }) => {
+      this.#lastError = (error.lastNodeError?.message ?? error.message).slice(0, 300);
+    };
+    this.#client.on('ready', () => {
+      this.#lastError = undefined;
+    });
+    if (this.#owned) {
+      this.#client.on('error', note);
+      this.#client.on('node error', note);
+    }
     defineScripts(this.#client);
+  }
+
+  /** The last connection error ioredis reported (cleared once ready), for logs and errors. */
+  get lastError(): string | undefined {
+    return this.#lastError;
   }
 
   get isCluster(): boolean {
@@ -280,7 +303,17 @@ export class L2Client {
         resolve();
       }),
     );
-    return withDeadline(this.#readyEvent, timeoutMs, 'connecting to Redis');
+    return withDeadline(this.#readyEvent, timeoutMs, 'connecting to Redis').catch((error) => {
+      const last = this.#lastError;
+      if (last === undefined) throw error;
+      // Refused credentials are not slowness: say so, with what Redis said.
+      const refused = /WRONGPASS|NOAUTH|NOPERM|invalid password/i.test(last);
+      throw new HotshieldError(
+        refused ? 'HS_ERR_L2_UNAVAILABLE' : 'HS_ERR_L2_TIMEOUT',
+        `${(error as Error).message} (last error: ${last})`,
+        { cause: error },
+      );
+    });
   }
 
   /**

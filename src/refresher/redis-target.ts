@@ -8,17 +8,119 @@
 import { Cluster, Redis } from 'ioredis';
 import { HotshieldError } from '../errors.ts';
 
-export interface RedisAuth {
+/**
+ * TLS settings as the `tls` option spells them. Key material is the PEM text itself, not
+ * a file name: the tier reads no files.
+ */
+export interface RedisTlsOptions {
+  /** CA certificates to trust instead of Node's bundled ones (a private CA). */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** Client certificate and its private key, for servers that verify clients (`tls-auth-clients`). */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  /** Name to verify the server certificate against (SNI), when nodes are reached by IP. */
+  servername?: string;
+  /** Default true; false accepts any server certificate (tests only: anyone can impersonate Redis). */
+  rejectUnauthorized?: boolean;
+}
+
+/** TLS settings normalized to plain strings, so that they survive postMessage unchanged. */
+export interface RedisTls {
+  ca?: string[];
+  cert?: string;
+  key?: string;
+  servername?: string;
+  rejectUnauthorized?: boolean;
+}
+
+/** How to connect and authenticate, whatever the topology. `tls` undefined: plain TCP. */
+export interface RedisConnection {
   username?: string;
   password?: string;
+  tls?: RedisTls;
 }
 
 export type RedisTarget =
-  | ({ kind: 'cluster'; nodes: Array<{ host: string; port: number }> } & RedisAuth)
-  | ({ kind: 'standalone'; host: string; port: number; db: number; tls: boolean } & RedisAuth);
+  | ({ kind: 'cluster'; nodes: Array<{ host: string; port: number }> } & RedisConnection)
+  | ({ kind: 'standalone'; host: string; port: number; db: number } & RedisConnection);
 
 function optionError(message: string): HotshieldError {
   return new HotshieldError('HS_ERR_OPTION', message);
+}
+
+const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
+const PEM_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
+
+/**
+ * PEM text from a string or bytes. Never echoes the value (it may be a private key);
+ * says what is wrong instead, the usual mistake being a file name where its contents go.
+ */
+function pemOf(name: string, value: unknown, pattern: RegExp): string {
+  const text =
+    typeof value === 'string'
+      ? value
+      : value instanceof Uint8Array
+        ? Buffer.from(value).toString()
+        : undefined;
+  if (text === undefined || !pattern.test(text)) {
+    throw optionError(
+      `${name} must be PEM text (a string or Buffer holding "-----BEGIN …"), the file's contents rather than its name`,
+    );
+  }
+  return text;
+}
+
+const TLS_FIELDS = new Set(['ca', 'cert', 'key', 'servername', 'rejectUnauthorized']);
+
+/**
+ * Validate the `tls` option: false/undefined (plain TCP), true (TLS, Node's CAs), or
+ * RedisTlsOptions. Messages name the field and never include its value.
+ */
+export function redisTlsOf(value: unknown, name = 'tls'): RedisTls | undefined {
+  if (value === undefined || value === false) return undefined;
+  if (value === true) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw optionError(
+      `${name} must be true, false or { ca, cert, key, servername, rejectUnauthorized }`,
+    );
+  const o = value as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!TLS_FIELDS.has(k)) throw optionError(`${name} has an unknown field ${k}`);
+  }
+  const tls: RedisTls = {};
+  if (o.ca !== undefined) {
+    const list = Array.isArray(o.ca) ? o.ca : [o.ca];
+    if (list.length === 0) throw optionError(`${name}.ca must hold at least one certificate`);
+    tls.ca = list.map((c) => pemOf(`${name}.ca`, c, PEM));
+  }
+  if (o.cert !== undefined) tls.cert = pemOf(`${name}.cert`, o.cert, PEM);
+  if (o.key !== undefined) tls.key = pemOf(`${name}.key`, o.key, PEM_KEY);
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw optionError(
+      `${name}.cert and ${name}.key go together (a client certificate and its key)`,
+    );
+  if (o.servername !== undefined) {
+    if (typeof o.servername !== 'string' || o.servername === '')
+      throw optionError(`${name}.servername must be a non-empty string`);
+    tls.servername = o.servername;
+  }
+  if (o.rejectUnauthorized !== undefined) {
+    if (typeof o.rejectUnauthorized !== 'boolean')
+      throw optionError(`${name}.rejectUnauthorized must be a boolean`);
+    tls.rejectUnauthorized = o.rejectUnauthorized;
+  }
+  return tls;
+}
+
+/** The TLS settings of an existing ioredis client, as far as they are plain data. */
+function tlsOfClient(tls: unknown): RedisTls | undefined {
+  if (tls === undefined || tls === null || typeof tls !== 'object') return undefined;
+  const known = Object.fromEntries(
+    Object.entries(tls as Record<string, unknown>).filter(
+      ([k, v]) => TLS_FIELDS.has(k) && v !== undefined,
+    ),
+  );
+  return redisTlsOf(known, "redis (the client's tls)");
 }
 
 /** Parse `host:port,host:port` into cluster seeds. */
@@ -70,7 +172,7 @@ function parseUrl(url: string): RedisTarget {
     host: u.hostname,
     port,
     db,
-    tls: u.protocol === 'rediss:',
+    tls: u.protocol === 'rediss:' ? {} : undefined,
     username: u.username === '' ? undefined : decodeURIComponent(u.username),
     password: u.password === '' ? undefined : decodeURIComponent(u.password),
   };
@@ -84,15 +186,18 @@ function nodeOf(r: Redis): { host: string; port: number } {
  * The target described by the `redis` option: `host:port,…` cluster seeds, a
  * `redis://`/`rediss://` URL of a standalone Redis, or an ioredis client whose
  * connection settings are copied (the client itself is neither used nor closed).
+ * `connection` (the `username`, `password` and `tls` options) wins over what the URL or
+ * the client says; TLS given there turns TLS on for any target.
  */
-export function redisTargetOf(redis: unknown, auth: RedisAuth = {}): RedisTarget {
-  const withAuth = <T extends RedisTarget>(t: T): T => ({
+export function redisTargetOf(redis: unknown, connection: RedisConnection = {}): RedisTarget {
+  const withConnection = <T extends RedisTarget>(t: T): T => ({
     ...t,
-    username: auth.username ?? t.username,
-    password: auth.password ?? t.password,
+    username: connection.username ?? t.username,
+    password: connection.password ?? t.password,
+    tls: connection.tls ?? t.tls,
   });
   if (typeof redis === 'string') {
-    return withAuth(
+    return withConnection(
       /^rediss?:\/\//.test(redis) ? parseUrl(redis) : { kind: 'cluster', nodes: parseSeeds(redis) },
     );
   }
@@ -114,15 +219,21 @@ export function redisTargetOf(redis: unknown, auth: RedisAuth = {}): RedisTarget
           );
     if (nodes.length === 0) throw optionError('redis: the Cluster client given has no nodes');
     const ro = redis.options.redisOptions ?? {};
-    return withAuth({ kind: 'cluster', nodes, username: ro.username, password: ro.password });
+    return withConnection({
+      kind: 'cluster',
+      nodes,
+      username: ro.username,
+      password: ro.password,
+      tls: tlsOfClient(ro.tls),
+    });
   }
   if (redis instanceof Redis) {
     const o = redis.options;
-    return withAuth({
+    return withConnection({
       kind: 'standalone',
       ...nodeOf(redis),
       db: o.db ?? 0,
-      tls: o.tls !== undefined,
+      tls: tlsOfClient(o.tls),
       username: o.username,
       password: o.password,
     });

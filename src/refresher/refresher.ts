@@ -169,6 +169,11 @@ export class Refresher {
     return unflushed;
   }
 
+  /** The refresher's view of Redis, with ioredis' last connection error (no secrets in it). */
+  status(): { state: string; lastError: string | undefined } {
+    return { state: this.#control.state, lastError: this.#l2.lastError };
+  }
+
   /** This thread's Prometheus metrics, as prom-client JSON. */
   metrics(): Promise<object[]> {
     return this.#metrics.registry.getMetricsAsJSON();

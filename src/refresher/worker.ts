@@ -4,7 +4,7 @@
  * `workerData`, and serves asks over the tier's channels; piscina gives it respawn
  * (a replacement worker loads this module again and takes over the L1 writer), and its
  * task queue carries the few calls the owning thread makes: `close` (which resolves
- * with the counter increments it could not flush) and `metrics`.
+ * with the counter increments it could not flush), `metrics` and `status`.
  */
 
 import { workerData } from 'node:worker_threads';
@@ -18,7 +18,7 @@ export interface RefresherWorkerData {
   config: RefresherConfig;
 }
 
-export type RefresherTask = { op: 'close' } | { op: 'metrics' };
+export type RefresherTask = { op: 'close' } | { op: 'metrics' } | { op: 'status' };
 
 const data = workerData as RefresherWorkerData;
 const refresher = new Refresher(data.l1, new Control(data.control), data.config);
@@ -26,5 +26,6 @@ const refresher = new Refresher(data.l1, new Control(data.control), data.config)
 export default async function task(t: RefresherTask): Promise<unknown> {
   if (t?.op === 'close') return refresher.close();
   if (t?.op === 'metrics') return refresher.metrics();
+  if (t?.op === 'status') return refresher.status();
   throw new TypeError(`unknown refresher task ${JSON.stringify(t)}`);
 }

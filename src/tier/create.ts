@@ -17,7 +17,7 @@ import { Control, createControl } from '../refresher/control.ts';
 import { raceTimeout } from '../refresher/deadline.ts';
 import type { RefresherTask, RefresherWorkerData } from '../refresher/worker.ts';
 import { type TierConfig, type TierOptions, tierConfigOf } from './options.ts';
-import { HANDLE_KIND, Tier, type TierHandle } from './tier.ts';
+import { HANDLE_KIND, type RefresherStatus, Tier, type TierHandle } from './tier.ts';
 
 /** How long the refresher thread may take to start listening. */
 const REFRESHER_START_MS = 10_000;
@@ -96,7 +96,13 @@ export async function createTier(options: TierOptions): Promise<Tier> {
       () =>
         new HotshieldError('HS_ERR_TIMEOUT', 'the refresher did not report its metrics in time'),
     );
-  const tier = new Tier(handle, { close, metrics });
+  const status = (): Promise<RefresherStatus> =>
+    raceTimeout(
+      pool.run({ op: 'status' }) as Promise<RefresherStatus>,
+      REFRESHER_METRICS_MS,
+      () => new HotshieldError('HS_ERR_TIMEOUT', 'the refresher did not report its status in time'),
+    );
+  const tier = new Tier(handle, { close, metrics, status });
   pools.set(tier, pool);
   return tier;
 }

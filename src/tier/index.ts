@@ -7,6 +7,7 @@ export type {
   GetOptions,
   Loader,
   Lookup,
+  RefresherStatus,
   SetOptions,
   Tier,
   TierHandle,

@@ -8,7 +8,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import { MAX_SHARDS } from '../counters/shard-keys.ts';
 import { HotshieldError } from '../errors.ts';
-import { redisTargetOf } from '../refresher/redis-target.ts';
+import { type RedisTlsOptions, redisTargetOf, redisTlsOf } from '../refresher/redis-target.ts';
 import type { RefresherConfig } from '../refresher/refresher.ts';
 import { CODECS, type CodecName } from './codec.ts';
 import { parseBytes, parseDuration } from './units.ts';
@@ -19,8 +19,14 @@ type Size = number | string;
 export interface TierOptions {
   /** Cluster seeds `host:port,…`, a `redis://` URL, or an ioredis client to copy settings from. */
   redis: string | Cluster | Redis;
+  /** Redis ACL user and password (`AUTH`); they win over those of a URL or a client. */
   username?: string;
   password?: string;
+  /**
+   * TLS to Redis: true (Node's CAs), or { ca, cert, key, servername, rejectUnauthorized }
+   * with PEM text; for a cluster, every node. A `rediss://` URL turns it on too.
+   */
+  tls?: boolean | RedisTlsOptions;
   /** L1 byte budget for this process (default 64mb). */
   l1Bytes?: Size;
   /** Age after which a read returns the cached value and refreshes it in the background (default 3s). */
@@ -90,6 +96,7 @@ const KNOWN = new Set([
   'redis',
   'username',
   'password',
+  'tls',
   'l1Bytes',
   'softTtl',
   'staleTtl',
@@ -194,6 +201,7 @@ export function tierConfigOf(options: TierOptions): TierConfig {
     redis: redisTargetOf(options.redis, {
       username: optionalString('username', options.username),
       password: optionalString('password', options.password),
+      tls: redisTlsOf(options.tls),
     }),
     codec,
     l1Bytes: size('l1Bytes', options.l1Bytes, 64 * 1024 * 1024),

@@ -45,6 +45,14 @@ export type Loader = (key: string) => unknown | Promise<unknown>;
 export interface TierOwner {
   close(): Promise<void>;
   metrics(): Promise<object[]>;
+  status(): Promise<RefresherStatus>;
+}
+
+/** The refresher's view of Redis (tier.refresherStatus()). */
+export interface RefresherStatus {
+  state: RefresherState;
+  /** The last connection error Redis or ioredis reported (e.g. WRONGPASS), cleared once connected. */
+  lastError?: string;
 }
 
 export interface GetOptions {
@@ -328,6 +336,17 @@ export class Tier {
   async refresherMetrics(): Promise<object[]> {
     if (this.#owner === undefined || this.#closed) return [];
     return this.#owner.metrics().catch(() => []);
+  }
+
+  /**
+   * The refresher's view of Redis and the last connection error it saw (say, WRONGPASS:
+   * refused credentials look like a timeout otherwise). The error only in the thread
+   * that created the tier; elsewhere, and if the refresher does not answer, the state.
+   */
+  async refresherStatus(): Promise<RefresherStatus> {
+    const state = this.#control.state;
+    if (this.#owner === undefined || this.#closed) return { state };
+    return this.#owner.status().catch(() => ({ state }));
   }
 
   stats(): TierStats {

@@ -1,4 +1,6 @@
-import { availableParallelism } from 'node:os';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { envName, helpText, parseConfig, SETTINGS } from '../../../src/cli/config.ts';
 
@@ -73,6 +75,61 @@ describe('gateway configuration', () => {
     expect(refusal(['--sofft-ttl', '3s'])).toMatch(/sofft-ttl.*--help/);
   });
 
+  it('takes Redis credentials from flags or variables and hands them to the tier', () => {
+    const c = config(['--redis-username', 'hotshield'], {
+      HOTSHIELD_REDIS_PASSWORD: 'pa ss:w@rd',
+    });
+    expect(c.tier).toMatchObject({ username: 'hotshield', password: 'pa ss:w@rd' });
+    expect(c.tier.tls).toBeUndefined();
+  });
+
+  it('turns TLS on with --redis-tls or a PEM file, reading the files, naming them in errors', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'hotshield-config-'));
+    try {
+      const ca = '-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n';
+      const key = '-----BEGIN PRIVATE KEY-----\nsecret-key-material\n-----END PRIVATE KEY-----\n';
+      const file = (name: string, text: string) => {
+        writeFileSync(path.join(dir, name), text);
+        return path.join(dir, name);
+      };
+      const [caFile, certFile, keyFile] = [
+        file('ca.pem', ca),
+        file('c.pem', ca),
+        file('k.pem', key),
+      ];
+      expect(config(['--redis-tls']).tier.tls).toEqual({});
+      expect(config([], { HOTSHIELD_REDIS_TLS: 'yes' }).tier.tls).toEqual({});
+      expect(config([], { HOTSHIELD_REDIS_TLS: '0' }).tier.tls).toBeUndefined();
+      const c = config(['--redis-ca', caFile], {
+        HOTSHIELD_REDIS_CERT: certFile,
+        HOTSHIELD_REDIS_KEY: keyFile,
+      });
+      expect(c.tier.tls).toEqual({ ca, cert: ca, key });
+      expect(Object.isFrozen(c.tier.tls)).toBe(true);
+      expect(refusal([], { HOTSHIELD_REDIS_TLS: 'maybe' })).toMatch(
+        /^--redis-tls \(HOTSHIELD_REDIS_TLS\) must be true or false/,
+      );
+      expect(refusal(['--redis-ca', path.join(dir, 'none.pem')])).toMatch(
+        /^--redis-ca \(HOTSHIELD_REDIS_CA\): cannot read ".*none\.pem" \(ENOENT\)/,
+      );
+      expect(refusal(['--redis-ca', caFile], { HOTSHIELD_REDIS_TLS: 'false' })).toMatch(
+        /^--redis-ca .*needs TLS/,
+      );
+      // A key file that is not a key: the flag is named, the contents are not shown.
+      const bad = refusal(['--redis-cert', certFile, '--redis-key', certFile]);
+      expect(bad).toMatch(/^--redis-key \(HOTSHIELD_REDIS_KEY\) must be PEM text/);
+      expect(refusal(['--redis-key', keyFile])).toMatch(
+        /^--redis-cert \(HOTSHIELD_REDIS_CERT\) and --redis-key \(HOTSHIELD_REDIS_KEY\) go together/,
+      );
+      const notPem = file('notpem.txt', 'secret-key-material');
+      const message = refusal(['--redis-ca', notPem]);
+      expect(message).toMatch(/^--redis-ca \(HOTSHIELD_REDIS_CA\) must be PEM text/);
+      expect(message).not.toContain('secret-key-material');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('documents every flag with its variable in --help', () => {
     expect(parseConfig(['--help'], {})).toEqual({ help: true });
     const help = helpText();
@@ -80,6 +137,7 @@ describe('gateway configuration', () => {
       expect(help).toContain(`--${name}`);
       expect(help).toContain(envName(name));
     }
+    expect(help).toMatch(/--redis-tls {2,}HOTSHIELD_REDIS_TLS/);
   });
 });
 

@@ -1,3 +1,4 @@
+import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../../src/errors.ts';
 import { tierConfigOf } from '../../../src/tier/options.ts';
@@ -78,7 +79,7 @@ describe('tier options', () => {
       host: '127.0.0.1',
       port: 6390,
       db: 2,
-      tls: false,
+      tls: undefined,
       username: 'app',
       password: 's:cret',
     });
@@ -132,6 +133,97 @@ describe('tier options', () => {
         expect(e.code).toBe('HS_ERR_OPTION');
         expect(e.message.startsWith(`${name} must be`)).toBe(true);
       }
+    }
+  });
+
+  it('passes TLS settings on as plain PEM strings, for clusters and rediss:// alike', () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n';
+    const cert = '-----BEGIN CERTIFICATE-----\nMIIBcert\n-----END CERTIFICATE-----\n';
+    const key = '-----BEGIN PRIVATE KEY-----\nMIIEkey\n-----END PRIVATE KEY-----\n';
+    expect(tierConfigOf({ redis: SEEDS }).redis.tls).toBeUndefined();
+    expect(tierConfigOf({ redis: SEEDS, tls: false }).redis.tls).toBeUndefined();
+    expect(tierConfigOf({ redis: SEEDS, tls: true }).redis.tls).toEqual({});
+    expect(tierConfigOf({ redis: 'rediss://h:6380' }).redis.tls).toEqual({});
+    const c = tierConfigOf({
+      redis: SEEDS,
+      username: 'hotshield',
+      password: 'pw',
+      tls: {
+        ca: Buffer.from(ca),
+        cert,
+        key,
+        servername: 'redis.internal',
+        rejectUnauthorized: true,
+      },
+    });
+    expect(c.redis).toMatchObject({
+      kind: 'cluster',
+      username: 'hotshield',
+      password: 'pw',
+      tls: { ca: [ca], cert, key, servername: 'redis.internal', rejectUnauthorized: true },
+    });
+    // Strings, not Buffers: the config crosses threads unchanged.
+    expect(structuredClone(c)).toEqual(c);
+    // A plain redis:// URL with a tls option is TLS too; the options win over the URL's.
+    expect(
+      tierConfigOf({ redis: 'redis://u:a@h:6379', password: 'b', tls: { ca: [ca, ca] } }).redis,
+    ).toMatchObject({ username: 'u', password: 'b', tls: { ca: [ca, ca] } });
+  });
+
+  it("copies an ioredis client's credentials and the plain-data part of its TLS settings", () => {
+    const ca = '-----BEGIN CERTIFICATE-----\nMIIBca\n-----END CERTIFICATE-----\n';
+    const cluster = new Cluster([{ host: '10.0.0.1', port: 7000 }], {
+      lazyConnect: true,
+      redisOptions: {
+        username: 'u',
+        password: 'p',
+        tls: {
+          ca: Buffer.from(ca),
+          servername: 'redis.internal',
+          checkServerIdentity: () => undefined,
+        },
+      },
+    });
+    const standalone = new Redis({ host: '10.0.0.2', lazyConnect: true, tls: {} });
+    try {
+      expect(tierConfigOf({ redis: cluster }).redis).toEqual({
+        kind: 'cluster',
+        nodes: [{ host: '10.0.0.1', port: 7000 }],
+        username: 'u',
+        password: 'p',
+        tls: { ca: [ca], servername: 'redis.internal' },
+      });
+      expect(tierConfigOf({ redis: standalone }).redis).toMatchObject({ port: 6379, tls: {} });
+      expect(tierConfigOf({ redis: cluster, password: 'q', tls: true }).redis).toMatchObject({
+        password: 'q',
+        tls: {},
+      });
+    } finally {
+      cluster.disconnect();
+      standalone.disconnect();
+    }
+  });
+
+  it('refuses bad TLS settings without echoing them (a key is a secret)', () => {
+    const secret = 'not-a-pem-but-secret-material';
+    const key = '-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----';
+    const cert = '-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----';
+    const cases: Array<[unknown, RegExp]> = [
+      ['yes', /^tls must be true, false or/],
+      [{ ca: secret }, /^tls\.ca must be PEM text.*contents rather than its name/],
+      [{ ca: [] }, /^tls\.ca must hold at least one/],
+      [{ cert, key: secret }, /^tls\.key must be PEM/],
+      [{ cert, key: cert }, /^tls\.key must be PEM/],
+      [{ key }, /^tls\.cert and tls\.key go together/],
+      [{ servername: 1 }, /^tls\.servername/],
+      [{ rejectUnauthorized: 'no' }, /^tls\.rejectUnauthorized must be a boolean/],
+      [{ passphrase: secret }, /^tls has an unknown field passphrase/],
+    ];
+    for (const [tls, message] of cases) {
+      const e = optionError({ redis: SEEDS, tls });
+      expect(e.code).toBe('HS_ERR_OPTION');
+      expect(e.message).toMatch(message);
+      expect(e.message).not.toContain(secret);
     }
   });
 
