@@ -52,6 +52,17 @@ export interface RedisClusterOptions {
   host?: '127.0.0.1';
   /** Sets `requirepass` and `masterauth` on every node. */
   password?: string;
+  /**
+   * `cluster-require-full-coverage`. Unset: Redis's default, yes, under which one slot
+   * without a live master makes every node refuse every query (CLUSTERDOWN). `false` keeps
+   * the other masters' slots answering: what a cache wants (README, "Running Redis").
+   */
+  requireFullCoverage?: boolean;
+  /**
+   * `cluster-allow-reads-when-down`. Unset: Redis's default, no. `true` lets a node
+   * answer reads of the slots it holds while the cluster is down (writes still fail).
+   */
+  allowReadsWhenDown?: boolean;
   /** Extra `redis.conf` lines appended to every node's config (later lines win). */
   extraConfig?: readonly string[];
   /** Command name looked up on PATH, or a path. Default `redis-server`. */
@@ -197,6 +208,12 @@ function resolveOptions(options: RedisClusterOptions): ResolvedOptions {
       `options.nodeTimeoutMs must be a positive integer (got ${nodeTimeoutMs})`,
     );
   }
+  for (const name of ['requireFullCoverage', 'allowReadsWhenDown'] as const) {
+    const value = options[name];
+    if (value !== undefined && typeof value !== 'boolean') {
+      throw new InvalidClusterOptionError(`options.${name} must be a boolean (got ${value})`);
+    }
+  }
   if (options.host !== undefined && options.host !== LOOPBACK) {
     throw new InvalidClusterOptionError(`options.host must be ${LOOPBACK} (got ${options.host})`);
   }
@@ -215,6 +232,8 @@ function resolveOptions(options: RedisClusterOptions): ResolvedOptions {
     replicasPerMaster,
     nodeTimeoutMs,
     password: options.password,
+    requireFullCoverage: options.requireFullCoverage,
+    allowReadsWhenDown: options.allowReadsWhenDown,
     extraConfig,
     redisServerPath: options.redisServerPath ?? 'redis-server',
     log: options.log ?? (() => {}),

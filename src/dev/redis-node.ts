@@ -39,6 +39,9 @@ export type RedisNodeRole = 'master' | 'replica';
 export interface NodeSettings {
   readonly nodeTimeoutMs: number;
   readonly password: string | undefined;
+  /** Written only when set: unset leaves Redis's default (yes / no). */
+  readonly requireFullCoverage: boolean | undefined;
+  readonly allowReadsWhenDown: boolean | undefined;
   readonly extraConfig: readonly string[];
   readonly log: (line: string) => void;
 }
@@ -94,11 +97,21 @@ function nodeConfig(port: number, dir: string, config: NodeSettings): string {
     'shutdown-on-sigterm now',
     'shutdown-on-sigint now',
   ];
+  if (config.requireFullCoverage !== undefined) {
+    lines.push(`cluster-require-full-coverage ${yesNo(config.requireFullCoverage)}`);
+  }
+  if (config.allowReadsWhenDown !== undefined) {
+    lines.push(`cluster-allow-reads-when-down ${yesNo(config.allowReadsWhenDown)}`);
+  }
   if (config.password !== undefined) {
     const password = quoteConfigValue(config.password);
     lines.push(`requirepass ${password}`, `masterauth ${password}`);
   }
   return `${[...lines, ...config.extraConfig].join('\n')}\n`;
+}
+
+function yesNo(value: boolean): 'yes' | 'no' {
+  return value ? 'yes' : 'no';
 }
 
 function quoteConfigValue(value: string): string {

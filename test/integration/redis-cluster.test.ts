@@ -46,6 +46,12 @@ async function launchInChildProcess(): Promise<{
   return { launcher, ...JSON.parse(line as string) };
 }
 
+/** One setting of the node on `port`, as CONFIG GET reports it. */
+async function configOf(port: number, name: string): Promise<string | undefined> {
+  const [, value] = (await nodeClient(port).config('GET', name)) as string[];
+  return value;
+}
+
 function field(info: string, name: string): string | undefined {
   return new RegExp(`^${name}:(.*?)\\r?$`, 'm').exec(info)?.[1];
 }
@@ -123,6 +129,14 @@ describe('startRedisCluster with 3 masters', () => {
     await cluster.waitUntilReady();
   });
 
+  it("leaves Redis's coverage settings at their defaults (full coverage, no reads when down)", async () => {
+    for (const node of cluster.nodes) {
+      expect(await configOf(node.port, 'cluster-require-full-coverage')).toBe('yes');
+      expect(await configOf(node.port, 'cluster-allow-reads-when-down')).toBe('no');
+      expect(await configOf(node.port, 'cluster-node-timeout')).toBe('2000');
+    }
+  });
+
   it('stop() kills every node, removes the temp dir, and is idempotent', async () => {
     const pids = cluster.nodes.map((node) => node.pid);
     await cluster.stop();
@@ -173,6 +187,43 @@ describe('startRedisCluster with 3 masters and 1 replica each', () => {
   });
 });
 
+describe('startRedisCluster with the coverage settings of a cache cluster', () => {
+  it('applies requireFullCoverage, allowReadsWhenDown and nodeTimeoutMs on every node, replicas included', async () => {
+    const cluster = await startRedisCluster({
+      masters: 3,
+      replicasPerMaster: 1,
+      nodeTimeoutMs: 1000,
+      requireFullCoverage: false,
+      allowReadsWhenDown: true,
+    });
+    onTestFinished(() => cluster.stop());
+    expect(cluster.nodes).toHaveLength(6);
+    for (const node of cluster.nodes) {
+      expect(await configOf(node.port, 'cluster-require-full-coverage')).toBe('no');
+      expect(await configOf(node.port, 'cluster-allow-reads-when-down')).toBe('yes');
+      expect(await configOf(node.port, 'cluster-node-timeout')).toBe('1000');
+    }
+    // Written to the config file, so a restarted node keeps them.
+    const [victim] = cluster.nodes;
+    await cluster.restartNode(victim.port);
+    expect(await configOf(victim.port, 'cluster-require-full-coverage')).toBe('no');
+    expect(await configOf(victim.port, 'cluster-allow-reads-when-down')).toBe('yes');
+    await cluster.waitUntilReady();
+  });
+
+  it('writes the opposite values too (false / true are not just "set")', async () => {
+    const cluster = await startRedisCluster({
+      masters: 1,
+      requireFullCoverage: true,
+      allowReadsWhenDown: false,
+    });
+    onTestFinished(() => cluster.stop());
+    const [node] = cluster.nodes;
+    expect(await configOf(node.port, 'cluster-require-full-coverage')).toBe('yes');
+    expect(await configOf(node.port, 'cluster-allow-reads-when-down')).toBe('no');
+  });
+});
+
 describe('startRedisCluster failures', () => {
   it('throws HS_ERR_REDIS_SERVER_MISSING, naming the apt package, for a missing binary', async () => {
     const missing = {
@@ -202,6 +253,12 @@ describe('startRedisCluster failures', () => {
       invalid,
     );
     await expect(startRedisCluster({ password: 'a\nb' })).rejects.toMatchObject(invalid);
+    await expect(
+      startRedisCluster({ requireFullCoverage: 'no' as unknown as boolean }),
+    ).rejects.toMatchObject(invalid);
+    await expect(
+      startRedisCluster({ allowReadsWhenDown: 1 as unknown as boolean }),
+    ).rejects.toMatchObject(invalid);
     await expect(
       startRedisCluster({ extraConfig: ['maxmemory 1mb\nbind 0.0.0.0'] }),
     ).rejects.toMatchObject(invalid);
