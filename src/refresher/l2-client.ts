@@ -338,10 +338,19 @@ export class L2Client {
 
   /**
    * GET many keys, one pipeline per master node, all within one deadline. Never rejects:
-   * each key's slot in the result holds its value, null, or its own error.
+   * each key's slot in the result holds its value, null, or its own error. `onPart` hears
+   * of each master's keys as soon as that master has answered (or failed).
    */
-  async getMany(keys: readonly string[]): Promise<L2Read[]> {
-    const out = await this.#batch('get', keys, (target, i) => target.getBuffer(keys[i]));
+  async getMany(
+    keys: readonly string[],
+    onPart?: (indexes: readonly number[], reads: readonly L2Read[]) => void,
+  ): Promise<L2Read[]> {
+    const out = await this.#batch(
+      'get',
+      keys,
+      (target, i) => target.getBuffer(keys[i]),
+      onPart as ((indexes: readonly number[], out: readonly unknown[]) => void) | undefined,
+    );
     return out as L2Read[];
   }
 
@@ -390,7 +399,12 @@ export class L2Client {
   }
 
   /** Run `command` for every key as one pipeline per master (see Batch); never rejects. */
-  async #batch(op: L2Op, keys: readonly string[], command: Batch['command']): Promise<unknown[]> {
+  async #batch(
+    op: L2Op,
+    keys: readonly string[],
+    command: Batch['command'],
+    onPart?: (indexes: readonly number[], out: readonly unknown[]) => void,
+  ): Promise<unknown[]> {
     const out: unknown[] = new Array(keys.length).fill(null);
     const deadlineAt = performance.now() + this.#timeoutMs;
     try {
@@ -422,9 +436,11 @@ export class L2Client {
     await Promise.all(
       [...groups].map(([nodeKey, indexes]) => {
         const node = masters.get(nodeKey);
-        return node
+        const part = node
           ? this.#pipeline(batch, node, nodeKey, indexes)
           : this.#oneByOne(batch, indexes);
+        // A master that answers is not kept waiting for one that hangs.
+        return onPart === undefined ? part : part.then(() => onPart(indexes, out));
       }),
     );
     return out;

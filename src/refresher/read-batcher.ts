@@ -51,14 +51,23 @@ export class ReadBatcher {
     this.#pending = [];
     this.#batches++;
     this.#onBatch(batch.length);
-    this.#l2.getMany(batch.map((p) => p.key)).then(
-      (reads) => {
-        for (let i = 0; i < batch.length; i++) batch[i].resolve(reads[i]);
-      },
-      // getMany settles every key itself; this only keeps a bug from stranding callers.
-      (error) => {
-        for (const p of batch) p.resolve(toL2Error(error));
-      },
-    );
+    // Each master's keys are answered as soon as that master has answered.
+    const onPart = (indexes: readonly number[], reads: readonly L2Read[]) => {
+      for (const i of indexes) batch[i].resolve(reads[i]);
+    };
+    this.#l2
+      .getMany(
+        batch.map((p) => p.key),
+        onPart,
+      )
+      .then(
+        (reads) => {
+          for (let i = 0; i < batch.length; i++) batch[i].resolve(reads[i]);
+        },
+        // getMany settles every key itself; this only keeps a bug from stranding callers.
+        (error) => {
+          for (const p of batch) p.resolve(toL2Error(error));
+        },
+      );
   }
 }
