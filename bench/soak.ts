@@ -145,7 +145,7 @@ async function main(): Promise<void> {
           'minute',
           'requests',
           'req/s',
-          '2xx',
+          'non-2xx',
           'errors by kind',
           'p50 / p99 ms',
           'cache hits',
