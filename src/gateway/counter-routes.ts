@@ -14,6 +14,7 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { wholeRequest } from './body.ts';
 import { HttpError } from './http-errors.ts';
 import type { RouteContext } from './routes.ts';
 
@@ -83,6 +84,7 @@ export async function routeCounter(
     const counter = ctx.tier.counter(counterNameOf(rest.slice(0, -INCR_SUFFIX.length)));
     const by = byOf(query);
     const sync = syncOf(query);
+    await wholeRequest(req, ctx.maxValueBytes);
     const reply = (flushed: boolean) =>
       `{"name":${JSON.stringify(counter.name)},"by":${by},"flushed":${flushed}}`;
     if (!sync) {

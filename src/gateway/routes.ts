@@ -18,6 +18,7 @@ import { hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isInternalKey, type Lookup, parseDuration, type Tier } from '../tier/index.ts';
+import { closeAfterReply, readBody, wholeRequest } from './body.ts';
 import { COUNTERS_PREFIX, routeCounter } from './counter-routes.ts';
 import { MAX_CONTENT_TYPE_BYTES, unwrap, wrap } from './envelope.ts';
 import { HttpError, sendError } from './http-errors.ts';
@@ -78,27 +79,6 @@ function matches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (ifNoneMatch === undefined) return false;
   if (ifNoneMatch.trim() === '*') return true;
   return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > limit)
-    throw new HttpError(
-      'HS_ERR_VALUE_TOO_LARGE',
-      `the body is over ${limit} bytes (--max-value-bytes)`,
-    );
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit)
-      throw new HttpError(
-        'HS_ERR_VALUE_TOO_LARGE',
-        `the body is over ${limit} bytes (--max-value-bytes)`,
-      );
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
 }
 
 function ttlOf(query: URLSearchParams): number | undefined {
@@ -195,6 +175,7 @@ async function deleteKey(
   key: string,
 ): Promise<number> {
   ctx.guardWrite(req);
+  await wholeRequest(req, ctx.maxValueBytes);
   await ctx.tier.delete(key);
   res.writeHead(204);
   res.end();
@@ -309,6 +290,7 @@ export function requestHandler(
     }
     route(ctx, req, res)
       .catch((error: unknown): [string, number] => {
+        if (!req.complete) closeAfterReply(req, res);
         let status = 500;
         try {
           status = sendError(res, error, method === 'HEAD');
@@ -317,8 +299,6 @@ export function requestHandler(
           res.destroy();
         }
         if (status === 500) ctx.log.error({ err: error, url: req.url, method }, 'request failed');
-        // A body we refused to read must not be parsed as the next request.
-        if (!req.complete) res.once('finish', () => req.socket.destroySoon());
         const url = req.url ?? '';
         const name = url.startsWith(KV_PREFIX)
           ? 'kv'
