@@ -129,6 +129,7 @@ export function processRegistry(tier: Tier): Registry {
     ['queueFull', 'Asks refused because maxInFlight keys were being fetched'],
     ['breakerRejected', 'Redis calls refused by an open circuit'],
     ['breakerOpened', 'Times a Redis node circuit opened'],
+    ['l2Resets', 'Redis connections reset: a node that stopped answering, a reply out of step'],
     ['respawns', 'Refresher thread restarts'],
     ['timeouts', 'Callers that gave up waiting (requestTimeout)'],
     ['refreshes', 'Background refreshes asked for by stale reads'],

@@ -43,18 +43,20 @@ export class Breaker {
     this.#nodes.delete(node);
   }
 
-  failure(node: string, now: number): void {
+  /** Count a failed call; true when it opened the circuit (or re-opened it after a probe). */
+  failure(node: string, now: number): boolean {
     let s = this.#nodes.get(node);
     if (s === undefined) {
       s = { failures: 0, openUntil: 0, probing: false };
       this.#nodes.set(node, s);
     }
     s.failures++;
-    if (s.failures >= this.#threshold) {
-      if (s.probing || s.failures === this.#threshold) this.#opened++;
-      s.openUntil = now + this.#cooldownMs;
-      s.probing = false;
-    }
+    if (s.failures < this.#threshold) return false;
+    const opened = s.probing || s.failures === this.#threshold;
+    if (opened) this.#opened++;
+    s.openUntil = now + this.#cooldownMs;
+    s.probing = false;
+    return opened;
   }
 
   /** Nodes whose circuit is open (or half-open) now. */

@@ -56,6 +56,8 @@ export const STAT_NAMES = [
   /** Calls refused by an open circuit, and circuits opened (breaker.ts). */
   'breakerRejected',
   'breakerOpened',
+  /** Redis connections reset (a node that stopped answering, a reply out of step). */
+  'l2Resets',
   /** Refresher starts after the first (respawns). */
   'respawns',
   /** Caller side, all threads: waits on a miss, waits that joined one in their thread, timeouts. */

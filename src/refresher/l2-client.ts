@@ -67,7 +67,9 @@ type Commands = Record<string, (...args: unknown[]) => unknown>;
 
 /**
  * One batch: one command per key, sent as one pipeline per master within one deadline;
- * `command(target, i)` adds key i's command to a pipeline, or sends it alone.
+ * `command(target, i)` adds key i's command to a pipeline, or sends it alone, and
+ * `reply(raw, i)` turns its reply into the batch's result, throwing a HotshieldError for
+ * a reply of the wrong shape (a broken or hostile node must not reach the codec).
  */
 interface Batch {
   readonly op: L2Op;
@@ -75,6 +77,7 @@ interface Batch {
   readonly out: unknown[];
   readonly deadlineAt: number;
   readonly command: (target: Commands, i: number) => unknown;
+  readonly reply: (raw: unknown, i: number) => unknown;
 }
 
 /** One counter flush (see flushShard). */
@@ -97,7 +100,10 @@ export interface ShardValue {
   marks: bigint[];
 }
 
-const REDIRECT = /^(MOVED|ASK|TRYAGAIN) /;
+/** A well-formed redirect (anything else is that key's error, never followed). */
+const REDIRECT = /^(?:(?:MOVED|ASK) \d{1,5} \S*:\d{1,5}$|TRYAGAIN )/;
+/** Breaker key of the wait for a client that is not connected (see #connected). */
+const CONNECTING = '(connecting)';
 
 const DEFAULTS = {
   l2TimeoutMs: 250,
@@ -188,6 +194,35 @@ function integerOf(raw: unknown, what: string): bigint {
   return BigInt(text);
 }
 
+function kindOf(raw: unknown): string {
+  if (Array.isArray(raw)) return 'an array';
+  if (typeof raw === 'number' || typeof raw === 'bigint') return 'an integer';
+  return typeof raw === 'object' ? 'a map' : `a ${typeof raw}`;
+}
+
+function wrongReply(op: string, raw: unknown): HotshieldError {
+  return new HotshieldError('HS_ERR_L2_UNAVAILABLE', `Redis: ${op} answered ${kindOf(raw)}`);
+}
+
+/** GET's reply: a string (as a Buffer) or nil. */
+function bulkOf(raw: unknown): Buffer | null {
+  if (raw === null || Buffer.isBuffer(raw)) return raw;
+  throw wrongReply('GET', raw);
+}
+
+/** FLUSH_SHARD_LUA's reply: 1 if applied, 0 if a duplicate. */
+function appliedOf(raw: unknown): boolean {
+  if (raw === 0 || raw === 1) return raw === 1;
+  throw wrongReply('a counter flush', raw);
+}
+
+/** READ_SHARD_LUA's reply: the shard's value, then its marks. */
+function shardValueOf(raw: unknown, shardKey: string): ShardValue {
+  if (!Array.isArray(raw) || raw.length === 0) throw wrongReply('a shard read', raw);
+  const [value, ...marks] = raw.map((x) => integerOf(x, shardKey));
+  return { value, marks };
+}
+
 function circuitOpen(node: string): HotshieldError {
   return new HotshieldError(
     'HS_ERR_L2_UNAVAILABLE',
@@ -226,6 +261,15 @@ function openClient(
   });
 }
 
+/** Key i's reply as the batch's result, or the error saying why it is not one. */
+function replyOf(batch: Batch, raw: unknown, i: number): unknown {
+  try {
+    return batch.reply(raw, i);
+  } catch (error) {
+    return toL2Error(error);
+  }
+}
+
 export class L2Client {
   readonly #client: Cluster | Redis;
   readonly #owned: boolean;
@@ -234,6 +278,7 @@ export class L2Client {
   readonly #onCall: (call: L2Call) => void;
   #readyEvent: Promise<void> | undefined;
   #lastError: string | undefined;
+  #resets = 0;
   #closed = false;
 
   constructor(options: L2ClientOptions) {
@@ -319,14 +364,62 @@ export class L2Client {
   /**
    * While the client is still connecting (a fresh refresher, a reconnect), a call waits
    * for it within its own deadline instead of failing at once: the offline queue this
-   * client does not have, bounded by time. A closed client fails at once.
+   * client does not have, bounded by time. A closed client fails at once. So does every
+   * call once `breakerThreshold` waits in a row have timed out (all of Redis down), until
+   * the cool-down lets one wait through again: a miss then costs nothing, not a deadline.
    */
   async #connected(deadlineAt: number): Promise<void> {
     const status = this.#client.status;
-    if (status === 'ready') return;
+    if (status === 'ready') {
+      this.#breaker.success(CONNECTING);
+      return;
+    }
     if (this.#closed || status === 'end' || status === 'close')
       throw new HotshieldError('HS_ERR_L2_UNAVAILABLE', `Redis: the connection is ${status}`);
-    await this.ready(Math.max(1, deadlineAt - performance.now()));
+    if (!this.#breaker.allow(CONNECTING, performance.now())) {
+      const last = this.#lastError === undefined ? '' : ` (last error: ${this.#lastError})`;
+      throw new HotshieldError(
+        'HS_ERR_L2_UNAVAILABLE',
+        `Redis is not connected${last}; calls fail at once until the next try (breakerCooldown)`,
+      );
+    }
+    try {
+      await this.ready(Math.max(1, deadlineAt - performance.now()));
+      this.#breaker.success(CONNECTING);
+    } catch (error) {
+      this.#breaker.failure(CONNECTING, performance.now());
+      throw error;
+    }
+  }
+
+  /**
+   * Drop and reopen every connection: after ioredis met a reply it could not match to a
+   * command (an unsolicited reply, a malformed redirect), the stream may be out of step
+   * with the commands, and only a new connection is sure to be in step again.
+   */
+  resetConnections(): void {
+    if (this.#closed) return;
+    this.#resets++;
+    this.#client.disconnect(true);
+  }
+
+  /**
+   * A node failed a call. If that opened its circuit and the node had stopped answering
+   * (timeouts), its connection is reset too: a connection whose parser waits for the
+   * rest of a reply that never comes (a truncated bulk string) times out every later
+   * command, and only a new connection starts clean. A cluster node's connection is not
+   * reconnected by ioredis; the next redirect or slot refresh opens a new one.
+   */
+  #nodeFailed(nodeKey: string, timedOut: boolean): void {
+    if (!this.#breaker.failure(nodeKey, performance.now()) || !timedOut || this.#closed) return;
+    const client = this.#client;
+    const node =
+      client instanceof Cluster
+        ? client.nodes('all').find((n) => `${n.options.host}:${n.options.port}` === nodeKey)
+        : client;
+    if (node === undefined) return;
+    this.#resets++;
+    node.disconnect(true);
   }
 
   /** GET one key (null when absent). */
@@ -349,6 +442,7 @@ export class L2Client {
       'get',
       keys,
       (target, i) => target.getBuffer(keys[i]),
+      bulkOf,
       onPart as ((indexes: readonly number[], out: readonly unknown[]) => void) | undefined,
     );
     return out as L2Read[];
@@ -370,8 +464,9 @@ export class L2Client {
         const args = [f.shardKey, f.markKey, f.seq.toString(), f.delta.toString()];
         return target.hotshieldFlushShard(...args, String(markTtlMs));
       },
+      appliedOf,
     );
-    return out.map((r) => (r instanceof HotshieldError ? r : r === 1));
+    return out as Array<boolean | HotshieldError>;
   }
 
   /**
@@ -386,16 +481,9 @@ export class L2Client {
         const r = reads[i];
         return target.hotshieldReadShard(1 + r.markKeys.length, r.shardKey, ...r.markKeys);
       },
+      (raw, i) => shardValueOf(raw, reads[i].shardKey),
     );
-    return out.map((r, i) => {
-      if (r instanceof HotshieldError) return r;
-      try {
-        const [value, ...marks] = (r as unknown[]).map((x) => integerOf(x, reads[i].shardKey));
-        return { value, marks };
-      } catch (error) {
-        return error as HotshieldError;
-      }
-    });
+    return out as Array<ShardValue | HotshieldError>;
   }
 
   /** Run `command` for every key as one pipeline per master (see Batch); never rejects. */
@@ -403,6 +491,7 @@ export class L2Client {
     op: L2Op,
     keys: readonly string[],
     command: Batch['command'],
+    reply: Batch['reply'],
     onPart?: (indexes: readonly number[], out: readonly unknown[]) => void,
   ): Promise<unknown[]> {
     const out: unknown[] = new Array(keys.length).fill(null);
@@ -412,7 +501,7 @@ export class L2Client {
     } catch (error) {
       return out.fill(toL2Error(error));
     }
-    const batch: Batch = { op, keys, out, deadlineAt, command };
+    const batch: Batch = { op, keys, out, deadlineAt, command, reply };
     const client = this.#client;
     if (!(client instanceof Cluster)) {
       await this.#pipeline(
@@ -497,20 +586,23 @@ export class L2Client {
       const retry: number[] = [];
       const cluster = this.#client instanceof Cluster;
       let nodeFailed = false;
+      let timedOut = false;
       replies?.forEach(([error, value], j) => {
-        if (error && cluster && REDIRECT.test(error.message)) retry.push(indexes[j]);
+        const i = indexes[j];
+        if (error && cluster && REDIRECT.test(error.message)) retry.push(i);
         else if (error) {
           const e = toL2Error(error);
           nodeFailed ||= isNodeFailure(e);
-          out[indexes[j]] = e;
-        } else out[indexes[j]] = value ?? null;
+          timedOut ||= e.code === 'HS_ERR_L2_TIMEOUT';
+          out[i] = e;
+        } else out[i] = replyOf(batch, value, i);
       });
-      if (nodeFailed) this.#breaker.failure(nodeKey, performance.now());
+      if (nodeFailed) this.#nodeFailed(nodeKey, timedOut);
       else this.#breaker.success(nodeKey);
       if (retry.length > 0) await this.#oneByOne(batch, retry);
     } catch (error) {
-      this.#breaker.failure(nodeKey, performance.now());
       const e = toL2Error(error);
+      this.#nodeFailed(nodeKey, e.code === 'HS_ERR_L2_TIMEOUT');
       for (const i of indexes) out[i] = e;
     }
   }
@@ -521,11 +613,12 @@ export class L2Client {
     await Promise.all(
       indexes.map(async (i) => {
         try {
-          out[i] = await withDeadline(
+          const raw = await withDeadline(
             batch.command(this.#client as unknown as Commands, i) as Promise<unknown>,
             Math.max(1, deadlineAt - performance.now()),
             `${batch.op.toUpperCase()} ${keys[i]}`,
           );
+          out[i] = replyOf(batch, raw, i);
         } catch (error) {
           out[i] = toL2Error(error);
         }
@@ -570,9 +663,13 @@ export class L2Client {
     return this.#client.status === 'ready';
   }
 
-  /** Calls refused by open circuits, circuits opened, and the nodes open now. */
-  breakerState(): { rejected: number; opened: number; openNodes: string[] } {
-    return { ...this.#breaker.counts, openNodes: this.#breaker.openNodes(performance.now()) };
+  /** Calls refused by open circuits, circuits opened, connections reset, and the nodes open now. */
+  breakerState(): { rejected: number; opened: number; resets: number; openNodes: string[] } {
+    return {
+      ...this.#breaker.counts,
+      resets: this.#resets,
+      openNodes: this.#breaker.openNodes(performance.now()),
+    };
   }
 
   async #write<T>(key: string, op: 'set' | 'del', command: () => Promise<T>): Promise<T> {
@@ -608,7 +705,7 @@ export class L2Client {
       const e = toL2Error(error);
       // A refused write (WRONGTYPE, OOM) still proves the node answers: a half-open
       // circuit must close on it, not wait for ever for a verdict.
-      if (isNodeFailure(e)) this.#breaker.failure(node, performance.now());
+      if (isNodeFailure(e)) this.#nodeFailed(node, e.code === 'HS_ERR_L2_TIMEOUT');
       else this.#breaker.success(node);
       report(e.code);
       throw e;

@@ -104,7 +104,7 @@ export class Refresher {
   readonly #flights = new Map<string, Flight>();
   readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
-  #mirrored = { rejected: 0, opened: 0 };
+  #mirrored = { rejected: 0, opened: 0, resets: 0 };
   #closed = false;
 
   constructor(l1: L1Handle, control: Control, config: RefresherConfig) {
@@ -174,6 +174,11 @@ export class Refresher {
     return { state: this.#control.state, lastError: this.#l2.lastError };
   }
 
+  /** ioredis failed inside its reply handling (see worker.ts): start its connections anew. */
+  resetL2(): void {
+    this.#l2.resetConnections();
+  }
+
   /** This thread's Prometheus metrics, as prom-client JSON. */
   metrics(): Promise<object[]> {
     return this.#metrics.registry.getMetricsAsJSON();
@@ -187,7 +192,8 @@ export class Refresher {
     const b = this.#l2.breakerState();
     this.#control.add('breakerRejected', b.rejected - this.#mirrored.rejected);
     this.#control.add('breakerOpened', b.opened - this.#mirrored.opened);
-    this.#mirrored = { rejected: b.rejected, opened: b.opened };
+    this.#control.add('l2Resets', b.resets - this.#mirrored.resets);
+    this.#mirrored = { rejected: b.rejected, opened: b.opened, resets: b.resets };
   }
 
   #broadcast(message: ControlMessage): void {

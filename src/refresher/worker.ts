@@ -7,6 +7,7 @@
  * with the counter increments it could not flush), `metrics` and `status`.
  */
 
+import { sep } from 'node:path';
 import { workerData } from 'node:worker_threads';
 import type { L1Handle } from '../l1/index.ts';
 import { Control } from './control.ts';
@@ -22,6 +23,28 @@ export type RefresherTask = { op: 'close' } | { op: 'metrics' } | { op: 'status'
 
 const data = workerData as RefresherWorkerData;
 const refresher = new Refresher(data.l1, new Control(data.control), data.config);
+
+const IOREDIS_FRAME = `${sep}node_modules${sep}ioredis${sep}`;
+
+/**
+ * Did ioredis throw this from its own reply handling? It rethrows a failure there on the
+ * next tick, an uncaught exception (ioredis' DataHandler.dispatch): a reply with no
+ * command waiting for it (an unsolicited reply, a RESP3 push of null), or a malformed
+ * ASK redirect (cluster/util.js, "Invalid node key"). A Redis node can send those at will.
+ */
+function isIoredisReplyError(error: unknown): boolean {
+  const top =
+    error instanceof Error ? error.stack?.split('\n').find((l) => l.includes(' at ')) : undefined;
+  return top?.includes(IOREDIS_FRAME) === true;
+}
+
+// A bad reply must not cost the thread (a respawn loses every flight, and a node that
+// keeps sending them keeps it in a respawn loop): reset the connections instead, as
+// ioredis does for a reply it cannot parse. Anything else is a real bug: die, be respawned.
+process.on('uncaughtException', (error) => {
+  if (!isIoredisReplyError(error)) throw error;
+  refresher.resetL2();
+});
 
 export default async function task(t: RefresherTask): Promise<unknown> {
   if (t?.op === 'close') return refresher.close();

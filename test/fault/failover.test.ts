@@ -14,17 +14,22 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import { adminClient, failBack, roleOf, until } from '../fixtures/fault-env.ts';
 import { report, select, tally } from '../fixtures/fault-load.ts';
-import { type Outcome, span, startScenario } from '../fixtures/fault-scenario.ts';
+import {
+  FAULT_TIMING,
+  faultGatewayArgs,
+  type Outcome,
+  span,
+  startScenario,
+} from '../fixtures/fault-scenario.ts';
 import { sleep } from '../fixtures/own-cluster.ts';
 
+const {
+  requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  slotsRefreshMs: SLOTS_REFRESH_MS,
+  breakerCooldownMs: BREAKER_COOLDOWN_MS,
+  marginMs: MARGIN_MS,
+} = FAULT_TIMING;
 const NODE_TIMEOUT_MS = 1000;
-const REQUEST_TIMEOUT_MS = 1000;
-/** The gateway's slot map refresh period (the tier's default slotsRefreshInterval). */
-const SLOTS_REFRESH_MS = 2000;
-/** The tier's default breakerCooldown: a node's circuit stays open this long. */
-const BREAKER_COOLDOWN_MS = 1000;
-/** Slack for a busy 2-core machine shared with other test runs. */
-const MARGIN_MS = 2000;
 
 let cluster: RedisClusterHandle;
 beforeAll(async () => {
@@ -53,18 +58,7 @@ async function killMasterUnderLoad(
 ): Promise<FailoverOutcome> {
   const s = await startScenario(cluster, {
     tag: `failover:${tag}`,
-    gatewayArgs: [
-      '--threads',
-      '1',
-      '--soft-ttl',
-      '300ms',
-      '--stale-ttl',
-      '60s',
-      '--request-timeout',
-      `${REQUEST_TIMEOUT_MS}ms`,
-      '--l2-timeout',
-      '250ms',
-    ],
+    gatewayArgs: faultGatewayArgs(),
   });
   const masters = cluster.nodes.filter((n) => n.role === 'master');
   const heir = cluster.nodes[masters.length + s.masters.indexOf(s.victim)].port;

@@ -16,17 +16,17 @@ import {
   unreadBytesAt,
 } from '../fixtures/fault-env.ts';
 import { report, select, tally } from '../fixtures/fault-load.ts';
-import { span, startScenario } from '../fixtures/fault-scenario.ts';
+import { FAULT_TIMING, faultGatewayArgs, span, startScenario } from '../fixtures/fault-scenario.ts';
 import { request } from '../fixtures/http.ts';
 import { sleep } from '../fixtures/own-cluster.ts';
 
-const REQUEST_TIMEOUT_MS = 1000;
+const {
+  requestTimeoutMs: REQUEST_TIMEOUT_MS,
+  breakerCooldownMs: BREAKER_COOLDOWN_MS,
+  marginMs: MARGIN_MS,
+} = FAULT_TIMING;
 const HUNG_MS = 6000;
 const BURST = 2000;
-/** The tier's default breakerCooldown. */
-const BREAKER_COOLDOWN_MS = 1000;
-/** Slack for a busy 2-core machine shared with other test runs. */
-const MARGIN_MS = 2000;
 
 let cluster: RedisClusterHandle;
 beforeAll(async () => {
@@ -69,18 +69,7 @@ describe('a hung master (SIGSTOP, no TCP reset), under load', () => {
     'again within the breaker cool-down and the counter is exact', async () => {
     const s = await startScenario(cluster, {
       tag: 'hung',
-      gatewayArgs: [
-        '--threads',
-        '1',
-        '--soft-ttl',
-        '300ms',
-        '--stale-ttl',
-        '60s',
-        '--request-timeout',
-        `${REQUEST_TIMEOUT_MS}ms`,
-        '--l2-timeout',
-        '250ms',
-      ],
+      gatewayArgs: faultGatewayArgs(),
     });
     const victim = cluster.nodes.find((n) => n.port === s.victim);
     if (victim === undefined) throw new Error('victim not found');

@@ -20,14 +20,12 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import { clusterStates, until } from '../fixtures/fault-env.ts';
 import { report, type Sample, select, tally } from '../fixtures/fault-load.ts';
-import { span, startScenario } from '../fixtures/fault-scenario.ts';
+import { FAULT_TIMING, faultGatewayArgs, span, startScenario } from '../fixtures/fault-scenario.ts';
 import { sleep } from '../fixtures/own-cluster.ts';
 
+const { requestTimeoutMs: REQUEST_TIMEOUT_MS, marginMs: MARGIN_MS } = FAULT_TIMING;
 const NODE_TIMEOUT_MS = 1000;
-const REQUEST_TIMEOUT_MS = 1000;
 const DOWN_MS = 4000;
-/** Slack for a busy 2-core machine shared with other test runs. */
-const MARGIN_MS = 2000;
 
 interface Settings {
   requireFullCoverage: boolean;
@@ -55,18 +53,7 @@ async function killWithoutReplica(tag: string, settings: Settings): Promise<Time
   onTestFinished(() => cluster.stop());
   const s = await startScenario(cluster, {
     tag: `no-replica:${tag}`,
-    gatewayArgs: [
-      '--threads',
-      '1',
-      '--soft-ttl',
-      '300ms',
-      '--stale-ttl',
-      '60s',
-      '--request-timeout',
-      `${REQUEST_TIMEOUT_MS}ms`,
-      '--l2-timeout',
-      '250ms',
-    ],
+    gatewayArgs: faultGatewayArgs(),
     pickVictim: (masters, flushTo) => masters.find((p) => p !== flushTo) as number,
   });
   const survivors = s.masters.filter((p) => p !== s.victim);

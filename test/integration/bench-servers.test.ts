@@ -5,14 +5,14 @@
  * per-process cache (and its byte bound is applied), and SIGTERM ends the whole process
  * group with exit 0.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { commandCalls } from '../fixtures/commandstats.ts';
 import { freePort } from '../fixtures/gateway-process.ts';
 import { agent, request } from '../fixtures/http.ts';
 import { useOwnCluster } from '../fixtures/own-cluster.ts';
+import { spawnGroup } from '../fixtures/proc.ts';
 import { clusterClient } from '../fixtures/redis-clients.ts';
 
 const L2_ONLY = fileURLToPath(new URL('../../bench/fixtures/l2-only-server.ts', import.meta.url));
@@ -22,17 +22,6 @@ const PARALLEL = 2;
 // Commands are counted on this file's own cluster: the run-wide one is shared with
 // other files running at the same time.
 const cluster = useOwnCluster();
-const live = new Set<ChildProcess>();
-
-afterAll(() => {
-  for (const child of live) {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-});
 
 interface Server {
   pid: number;
@@ -44,23 +33,19 @@ interface Server {
 /** Spawn `script <port> <seeds> 2 …extra` in its own process group; wait for `listening`. */
 async function startServer(script: string, extra: string[] = []): Promise<Server> {
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [script, String(port), cluster.seeds, String(PARALLEL), ...extra],
-    { detached: true, stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  live.add(child);
+  const child = spawnGroup(process.execPath, [
+    script,
+    String(port),
+    cluster.seeds,
+    String(PARALLEL),
+    ...extra,
+  ]);
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (c: Buffer) => {
     stderr += c.toString();
   });
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      live.delete(child);
-      resolve(code);
-    }),
-  );
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not listening: ${stderr}`)), 15_000);
     child.stdout?.on('data', (c: Buffer) => {

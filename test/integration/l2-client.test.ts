@@ -171,6 +171,39 @@ describe('L2Client', () => {
     await expect(l2.set('k', Buffer.from('v'), 0)).rejects.toBeInstanceOf(HotshieldError);
   });
 
+  it('with Redis unreachable, calls stop waiting for it once `breakerThreshold` waits have timed out', async () => {
+    const l2 = new L2Client({
+      redis: 'redis://127.0.0.1:1',
+      l2TimeoutMs: 100,
+      connectTimeoutMs: 100,
+      breakerThreshold: 2,
+      breakerCooldownMs: 60_000,
+    });
+    onTestFinished(() => l2.close());
+    // Each of these waits for a connection within its deadline, and times out.
+    for (const key of ['a', 'b']) {
+      const [v] = await l2.getMany([key]);
+      expect((v as HotshieldError).code).toBe('HS_ERR_L2_TIMEOUT');
+    }
+    // Now every call fails at once (the cool-down is a minute): 50 calls one after the
+    // other take nowhere near 50 deadlines, and each says why.
+    const rejectedBefore = l2.breakerState().rejected;
+    const start = performance.now();
+    const messages: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const [v] = await l2.getMany([`k${i}`]);
+      messages.push(`${(v as HotshieldError).code}: ${(v as HotshieldError).message}`);
+    }
+    await expect(l2.set('k', Buffer.from('v'), 0)).rejects.toThrow(/not connected|connection is/);
+    expect(performance.now() - start).toBeLessThan(25 * 100);
+    expect(
+      messages.filter(
+        (m) => !/^HS_ERR_L2_UNAVAILABLE: Redis (is not connected|: the connection is)/.test(m),
+      ),
+    ).toEqual([]);
+    expect(l2.breakerState().rejected - rejectedBefore).toBeGreaterThan(25);
+  });
+
   it('validates its options, naming the one to fix', () => {
     const bad = (options: L2ClientOptions, name: RegExp) => {
       try {
