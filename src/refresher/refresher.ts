@@ -213,6 +213,7 @@ export class Refresher {
     this.#clients.delete(m.from);
     if (m.t === 'leave') {
       known?.close();
+      this.#forget(m.from);
       return;
     }
     const channel = known ?? new BroadcastChannel(clientChannel(this.#config.tierId, m.from));
@@ -237,7 +238,7 @@ export class Refresher {
     try {
       if (ask.t === 'fetch') this.#fetch(ask);
       else if (ask.t === 'store') this.#loaded(ask).catch(noop);
-      else if (ask.t === 'release') this.#released(ask);
+      else if (ask.t === 'release') this.#released(ask.key, ask.from);
       else if (ask.t === 'gone' || ask.t === 'loadFailed') this.#loadEnded(ask);
       else this.#write(ask).catch(noop);
     } catch {
@@ -364,15 +365,28 @@ export class Refresher {
   }
 
   /** An asker with a loader will not load after all (its callers left, it closed): next one. */
-  #released(ask: Extract<Ask, { t: 'release' }>): void {
-    const f = this.#flights.get(ask.key);
+  #released(key: string, from: string): void {
+    const f = this.#flights.get(key);
     if (f === undefined) return;
-    const i = f.loaders.indexOf(ask.from);
+    const i = f.loaders.indexOf(from);
     if (i !== -1) f.loaders.splice(i, 1);
-    if (f.lessee !== ask.from) return;
+    if (f.lessee !== from) return;
     clearTimeout(f.leaseTimer);
     f.lessee = undefined;
     this.#lease(f);
+  }
+
+  /**
+   * A client left: it neither waits nor loads any more. Its 'release' asks, sent on its
+   * own channel just before the 'leave' on the control bus, may arrive after it or not
+   * at all (two channels, no order between them, and its channel is closed here), so the
+   * leave itself passes on whatever lease it held.
+   */
+  #forget(clientId: string): void {
+    for (const f of [...this.#flights.values()]) {
+      f.askers.delete(clientId);
+      this.#released(f.key, clientId);
+    }
   }
 
   /** The flight `ask` answers, if its sender holds that flight's lease. */

@@ -141,6 +141,44 @@ describe('lost wake-ups', () => {
     expect(r).toMatchObject({ value: expect.stringMatching(/^(A|B)$/) });
     expect(r.ms).toBeLessThan(1500);
   });
+
+  it('a client whose leave arrives before its release (two channels, no order) loses its lease at once', async () => {
+    // Found by CI: close() posts 'release' on the client's channel, then 'leave' on the
+    // control bus; when the leave won, the release was dropped with the channel and the
+    // key stayed leased to the departed client until loaderTimeout. Made certain here by
+    // a raw client that never sends the release.
+    const tier = await tierFor({ loaderTimeout: '2s', requestTimeout: '5s' });
+    const tierId = tier.handle.config.tierId;
+    const key = 'r:leave-before-release';
+    await clusterClient(cluster.seeds).del(key);
+    const bus = new BroadcastChannel(controlChannel(tierId));
+    const own = new BroadcastChannel(clientChannel(tierId, 'leaver'));
+    onTestFinished(() => {
+      bus.close();
+      own.close();
+    });
+    const replies: Array<Record<string, unknown>> = [];
+    const heard = (status: string) =>
+      new Promise<void>((resolve) => {
+        const check = () =>
+          replies.some((r) => r.t === status || r.status === status)
+            ? resolve()
+            : setTimeout(check, 5);
+        check();
+      });
+    own.onmessage = (event) => replies.push((event as MessageEvent).data);
+    bus.postMessage({ t: 'join', from: 'leaver' });
+    await heard('welcome');
+    own.postMessage({ t: 'fetch', key, from: 'leaver', load: true });
+    await heard('lease');
+    expect(replies.find((r) => r.status === 'lease')).toMatchObject({ to: 'leaver' });
+    const joined = timed(tier.get(key, { loader: () => 'B' }));
+    await sleep(50);
+    bus.postMessage({ t: 'leave', from: 'leaver' });
+    const r = await joined;
+    expect(r).toMatchObject({ value: 'B' });
+    expect(r.ms).toBeLessThan(1500);
+  });
 });
 
 describe('error reporting', () => {
