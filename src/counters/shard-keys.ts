@@ -38,20 +38,29 @@ export function checkCounterName(name: unknown): string {
   return name;
 }
 
-/** The `shards` shard keys of counter `name` (see the header), in shard order. */
-export function shardKeysFor(name: string, shards: number): string[] {
-  checkCounterName(name);
+function checkShards(shards: number): void {
   if (!Number.isSafeInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
     throw new HotshieldError(
       'HS_ERR_OPTION',
       `counterShards must be an integer from 1 to ${MAX_SHARDS} (got ${shards})`,
     );
   }
+}
+
+/** Which of `shards` equal slot ranges `key`'s slot falls in. */
+function rangeOf(key: string, shards: number): number {
+  return Math.floor((calculateSlot(key) * shards) / SLOTS);
+}
+
+/** The `shards` shard keys of counter `name` (see the header), in shard order. */
+export function shardKeysFor(name: string, shards: number): string[] {
+  checkCounterName(name);
+  checkShards(shards);
   const out: Array<string | undefined> = new Array(shards).fill(undefined);
   let missing = shards;
   for (let i = 1; i <= MAX_SUFFIX && missing > 0; i++) {
     const key = `${name}#${i}`;
-    const range = Math.floor((calculateSlot(key) * shards) / SLOTS);
+    const range = rangeOf(key, shards);
     if (out[range] === undefined) {
       out[range] = key;
       missing--;
@@ -75,15 +84,25 @@ const SHARD_KEY = /^(.+)#(\d{1,7})$/s;
 /**
  * Is `key` one of the `shards` shard keys of some counter (`name#i` for counter `name`)?
  * A plain write to it would corrupt that counter (a non-integer breaks every flush and
- * read; a DEL drops counts), so the tier refuses to write such keys.
+ * read; a DEL drops counts), so the tier refuses to write such keys. Checked on every
+ * write of a key ending in `#digits` (`user#123`), so it stops at the first suffix in
+ * the key's slot range, the one shardKeysFor picks there (about `shards` CRC16s),
+ * instead of deriving every shard.
  */
 export function isCounterShardKey(key: string, shards: number): boolean {
   const m = SHARD_KEY.exec(key);
   if (m === null) return false;
   try {
-    return shardKeysFor(m[1], shards).includes(key);
+    checkCounterName(m[1]);
+    checkShards(shards);
   } catch {
     // Not a possible counter name: no counter has this shard.
     return false;
   }
+  const range = rangeOf(key, shards);
+  for (let i = 1; i <= MAX_SUFFIX; i++) {
+    const candidate = `${m[1]}#${i}`;
+    if (rangeOf(candidate, shards) === range) return candidate === key;
+  }
+  return false;
 }

@@ -432,7 +432,8 @@ export class L2Client {
   /**
    * GET many keys, one pipeline per master node, all within one deadline. Never rejects:
    * each key's slot in the result holds its value, null, or its own error. `onPart` hears
-   * of each master's keys as soon as that master has answered (or failed).
+   * of each master's keys as soon as that master has answered (or failed); every key is
+   * in exactly one part.
    */
   async getMany(
     keys: readonly string[],
@@ -495,21 +496,21 @@ export class L2Client {
     onPart?: (indexes: readonly number[], out: readonly unknown[]) => void,
   ): Promise<unknown[]> {
     const out: unknown[] = new Array(keys.length).fill(null);
+    const all = () => keys.map((_, i) => i);
     const deadlineAt = performance.now() + this.#timeoutMs;
     try {
       await this.#connected(deadlineAt);
     } catch (error) {
-      return out.fill(toL2Error(error));
+      out.fill(toL2Error(error));
+      onPart?.(all(), out);
+      return out;
     }
     const batch: Batch = { op, keys, out, deadlineAt, command, reply };
     const client = this.#client;
     if (!(client instanceof Cluster)) {
-      await this.#pipeline(
-        batch,
-        client,
-        STANDALONE_NODE,
-        keys.map((_, i) => i),
-      );
+      const indexes = all();
+      await this.#pipeline(batch, client, STANDALONE_NODE, indexes);
+      onPart?.(indexes, out);
       return out;
     }
     const masters = new Map<string, Redis>();

@@ -51,7 +51,8 @@ export class ReadBatcher {
     this.#pending = [];
     this.#batches++;
     this.#onBatch(batch.length);
-    // Each master's keys are answered as soon as that master has answered.
+    // Each master's keys are answered as soon as that master has answered (every key is
+    // in one part); getMany never rejects, this only keeps a bug from stranding callers.
     const onPart = (indexes: readonly number[], reads: readonly L2Read[]) => {
       for (const i of indexes) batch[i].resolve(reads[i]);
     };
@@ -60,14 +61,8 @@ export class ReadBatcher {
         batch.map((p) => p.key),
         onPart,
       )
-      .then(
-        (reads) => {
-          for (let i = 0; i < batch.length; i++) batch[i].resolve(reads[i]);
-        },
-        // getMany settles every key itself; this only keeps a bug from stranding callers.
-        (error) => {
-          for (const p of batch) p.resolve(toL2Error(error));
-        },
-      );
+      .catch((error) => {
+        for (const p of batch) p.resolve(toL2Error(error));
+      });
   }
 }

@@ -221,10 +221,11 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    // A loader's value is written to Redis: the key must be writable.
-    if (loader !== undefined) this.#checkWritable(key);
     const known = this.#fromL1(checkReadKey(key), loader !== undefined);
     if (known !== undefined) return known ?? undefined;
+    // A loader's value is written to Redis: the key must be writable (checked here, past
+    // the L1 hit, where nothing is written and the check would cost every hit).
+    if (loader !== undefined) this.#checkWritable(key);
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
     const value = await this.#wait(key, loader, ttlMs, timeoutMs);

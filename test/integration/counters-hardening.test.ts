@@ -209,6 +209,9 @@ describe('a KV write to a counter shard key', () => {
     await counter.incr(3, { sync: true });
     const shard = shardKeysFor(name, SHARDS)[0];
     const set = await timed(tier.set(shard, 'not a number'));
+    // A loader's value would be written there too.
+    const loaded = await timed(tier.get(shard, { loader: () => 'not a number' }));
+    expect(loaded.code).toBe('HS_ERR_KEY_INVALID');
     await sleep(100);
     const read = await timed(counter.readExact());
     expect({ set: set.code ?? 'accepted', read: read.code ?? read.value }).toEqual({

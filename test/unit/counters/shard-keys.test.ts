@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   checkCounterName,
   flushMarkKeyOf,
+  isCounterShardKey,
   shardKeysFor,
 } from '../../../src/counters/shard-keys.ts';
 
@@ -68,5 +69,25 @@ describe('counter shard keys', () => {
       expect.objectContaining({ code: 'HS_ERR_OPTION' }),
     );
     expect(checkCounterName('likes:video:7')).toBe('likes:video:7');
+  });
+
+  it('isCounterShardKey is true for exactly the keys shardKeysFor derives', () => {
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^[a-z0-9:._#-]{1,40}$/),
+        fc.integer({ min: 1, max: 64 }),
+        fc.integer({ min: 1, max: 400 }),
+        (name, n, i) => {
+          const shards = shardKeysFor(name, n);
+          for (const key of shards) expect(isCounterShardKey(key, n)).toBe(true);
+          const other = `${name}#${i}`;
+          expect(isCounterShardKey(other, n)).toBe(shards.includes(other));
+        },
+      ),
+      { numRuns: 200 },
+    );
+    // Not shard keys of anything: no suffix, not canonical, a hash tag, no name, too long.
+    for (const key of ['plain', 'x#', 'x#07', 'a{b}#1', '#1', 'x#12345678'])
+      expect(isCounterShardKey(key, 16)).toBe(false);
   });
 });
