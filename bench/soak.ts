@@ -9,6 +9,7 @@
  * Flags: --minutes (10), --connections (32), --keys (10000), --seed (1).
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Cluster } from 'ioredis';
 import { startRedisCluster } from '../src/dev/redis-cluster.ts';
@@ -40,8 +41,6 @@ const COUNTER = 'soak:likes';
 const SOFT_TTL_MS = 3000;
 /** Into each minute, when its fault starts: the first half-minute is the steady state. */
 const FAULT_AT_S = 30;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function seed(seeds: string, keys: readonly string[]): Promise<void> {
   const redis = new Cluster(seeds.split(','));

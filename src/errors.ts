@@ -1,12 +1,19 @@
 /**
- * hotshield's typed errors. Every error the library throws or rejects with carries a
- * stable `code`; codes are the contract (they survive `postMessage`, classes do not).
- * The L1 has its own class and catalogue (src/l1/errors.ts, because l1 imports nothing
- * of the project); `ErrorCodes` below is the one list of both, documented in README.
+ * hotshield's error catalogue: every code any part of hotshield throws, rejects with or
+ * answers over HTTP. A code is a stable string, the contract callers match on (never the
+ * message). A class does not survive `postMessage` or structured clone (a clone keeps
+ * `message` and `name` only), so where an error crosses threads the protocol sends its
+ * code as a field of its own and the receiver rebuilds the error (tier/refresher-link.ts).
+ *
+ * The L1 keeps its own catalogue of the same shape (l1/errors.ts: l1 imports nothing of
+ * the project); `ErrorCodes` is all of them. Every code is documented in the README's
+ * error table with its HTTP status, and the gateway's status map
+ * (gateway/http-errors.ts) must name every code (test/unit/errors.test.ts checks both).
  */
 
-import { L1ErrorCodes } from './l1/errors.ts';
+import { type L1ErrorCode, L1ErrorCodes } from './l1/errors.ts';
 
+/** The tier's codes: createTier, attachTier, Tier and Counter. */
 export const TierErrorCodes = {
   /** An option is invalid; the message names it and says what it accepts. */
   HS_ERR_OPTION: 'HS_ERR_OPTION',
@@ -44,23 +51,70 @@ export const TierErrorCodes = {
   HS_ERR_UNFLUSHED: 'HS_ERR_UNFLUSHED',
 } as const;
 
-export const ErrorCodes = { ...L1ErrorCodes, ...TierErrorCodes } as const;
+/** The gateway's own refusals, in HTTP answers only. */
+export const GatewayErrorCodes = {
+  /** A malformed request: a bad query parameter, a body cut off, a content type too long. */
+  HS_ERR_BAD_REQUEST: 'HS_ERR_BAD_REQUEST',
+  /** A write without the configured bearer token. */
+  HS_ERR_UNAUTHORIZED: 'HS_ERR_UNAUTHORIZED',
+  /** A write from a non-loopback client when no token is configured. */
+  HS_ERR_FORBIDDEN: 'HS_ERR_FORBIDDEN',
+  /** No such key. */
+  HS_ERR_NOT_FOUND: 'HS_ERR_NOT_FOUND',
+  /** No such route. */
+  HS_ERR_NO_ROUTE: 'HS_ERR_NO_ROUTE',
+  /** The route does not take this method (the answer has `Allow`). */
+  HS_ERR_METHOD: 'HS_ERR_METHOD',
+  /** A key or counter name that is not valid percent-encoded UTF-8. */
+  HS_ERR_KEY_ENCODING: 'HS_ERR_KEY_ENCODING',
+  /** A key holding hotshield's internal mark (`:__hotshield`). */
+  HS_ERR_KEY_RESERVED: 'HS_ERR_KEY_RESERVED',
+  /** Anything unexpected; the answer says nothing of the inside (the log has it). */
+  HS_ERR_INTERNAL: 'HS_ERR_INTERNAL',
+} as const;
+
+/** The local Redis Cluster launcher's (src/dev/: development, tests, benchmarks). */
+export const DevErrorCodes = {
+  /** No redis-server to run (install Redis 7, or pass redisServerPath). */
+  HS_ERR_REDIS_SERVER_MISSING: 'HS_ERR_REDIS_SERVER_MISSING',
+  /** An option of startRedisCluster is invalid; the message names it. */
+  HS_ERR_INVALID_CLUSTER_OPTION: 'HS_ERR_INVALID_CLUSTER_OPTION',
+  /** A redis-server did not start (its log's tail is in the message). */
+  HS_ERR_REDIS_NODE_START: 'HS_ERR_REDIS_NODE_START',
+  /** Another process took a node's port before redis-server bound it (retried on another). */
+  HS_ERR_REDIS_PORT_TAKEN: 'HS_ERR_REDIS_PORT_TAKEN',
+  /** The nodes started but did not agree on a healthy cluster in time. */
+  HS_ERR_CLUSTER_NOT_READY: 'HS_ERR_CLUSTER_NOT_READY',
+} as const;
+
+export const ErrorCodes = {
+  ...L1ErrorCodes,
+  ...TierErrorCodes,
+  ...GatewayErrorCodes,
+  ...DevErrorCodes,
+} as const;
 
 export type TierErrorCode = keyof typeof TierErrorCodes;
+export type GatewayErrorCode = keyof typeof GatewayErrorCodes;
+export type DevErrorCode = keyof typeof DevErrorCodes;
 export type ErrorCode = keyof typeof ErrorCodes;
+/** The codes of HotshieldError: all but the L1's, which are L1Error's. */
+export type HotshieldErrorCode = Exclude<ErrorCode, L1ErrorCode>;
 
 const kHotshieldError = Symbol.for('hotshield.error.HotshieldError');
 
 export class HotshieldError extends Error {
-  readonly code: TierErrorCode;
+  readonly code: HotshieldErrorCode;
 
-  constructor(code: TierErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: HotshieldErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'HotshieldError';
     this.code = code;
     Object.defineProperty(this, kHotshieldError, { value: true });
   }
 
+  // Two copies of this module (the sources and a build, say) must still recognise each
+  // other's errors.
   static override [Symbol.hasInstance](value: unknown): boolean {
     return (
       typeof value === 'object' &&
@@ -73,4 +127,14 @@ export class HotshieldError extends Error {
 /** Is `code` one of the tier's codes (as received in a message from another thread)? */
 export function isTierErrorCode(code: unknown): code is TierErrorCode {
   return typeof code === 'string' && Object.hasOwn(TierErrorCodes, code);
+}
+
+/** An invalid option; `message` names it and says what it accepts. */
+export function optionError(message: string): HotshieldError {
+  return new HotshieldError('HS_ERR_OPTION', message);
+}
+
+/** A call on a tier (or its refresher) that was closed. */
+export function closedError(): HotshieldError {
+  return new HotshieldError('HS_ERR_CLOSED', 'the tier is closed');
 }

@@ -4,4 +4,27 @@
  */
 export { type ErrorCode, ErrorCodes, HotshieldError, TierErrorCodes } from './errors.ts';
 export * from './l1/index.ts';
-export * from './tier/index.ts';
+export {
+  attachTier,
+  CODECS,
+  type CodecName,
+  type Counter,
+  createTier,
+  type GetOptions,
+  INTERNAL_MARK,
+  type IncrOptions,
+  isInternalKey,
+  type Loader,
+  type Lookup,
+  parseBytes,
+  parseDuration,
+  type ReadOptions,
+  type RedisTlsOptions,
+  type RefresherStatus,
+  type SetOptions,
+  type Tier,
+  type TierConfig,
+  type TierHandle,
+  type TierOptions,
+  type TierStats,
+} from './tier/index.ts';

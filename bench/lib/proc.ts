@@ -1,22 +1,25 @@
 /**
- * CPU seconds and resident memory of a process and all its descendants, from /proc
- * (Linux). Used to charge each contender (and the load generator, which shares the two
- * cores) for the CPU it used during a measurement.
+ * CPU seconds and resident memory of a process, or of a process and all its descendants,
+ * from /proc (Linux): the one reader of /proc/<pid>/stat for the benches (to charge each
+ * contender, and the load generator that shares the two cores, for the CPU it used) and
+ * for the tests (a gateway's CPU per request, its memory staying bounded).
  */
 
 import { readdirSync, readFileSync } from 'node:fs';
 
+/** Clock ticks per second of /proc/<pid>/stat times (USER_HZ: 100 on Linux). */
 const TICKS_PER_SECOND = 100;
 const PAGE_BYTES = 4096;
 
-interface ProcStat {
+export interface ProcStat {
   pid: number;
   ppid: number;
+  /** User + system CPU, in clock ticks (TICKS_PER_SECOND). */
   cpuTicks: number;
   rssPages: number;
 }
 
-function readStat(pid: number): ProcStat | undefined {
+export function readStat(pid: number): ProcStat | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name may contain spaces and parentheses: fields start after the last ')'.
@@ -53,6 +56,16 @@ function tree(rootPid: number): ProcStat[] {
   }
   for (const s of all) if (wanted.has(s.pid)) out.push(s);
   return out;
+}
+
+/** CPU seconds (user + system) `pid` has used so far; 0 once it is gone. */
+export function cpuSeconds(pid: number): number {
+  return (readStat(pid)?.cpuTicks ?? 0) / TICKS_PER_SECOND;
+}
+
+/** Resident bytes of `pid`; 0 once it is gone. */
+export function rssBytes(pid: number): number {
+  return (readStat(pid)?.rssPages ?? 0) * PAGE_BYTES;
 }
 
 /** CPU seconds (user + system) used so far by `pid` and its descendants still alive. */

@@ -11,6 +11,7 @@
  *                    and its unflushed counter increments die with it, as documented)
  */
 
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { RedisClusterHandle } from '../../src/dev/redis-cluster.ts';
 import { childPids } from './proc.ts';
@@ -34,8 +35,6 @@ interface ClusterNode {
   masterPort?: number;
   failed: boolean;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function client(port: number): Redis {
   return new Redis({

@@ -8,14 +8,16 @@
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type DefaultedOption, shownDefault, TIER_DEFAULTS } from '../defaults.ts';
 import { HotshieldError } from '../errors.ts';
-import type { RedisTlsOptions } from '../refresher/redis-target.ts';
-import { type TierOptions, tierConfigOf } from '../tier/options.ts';
+import type { GatewayProcessConfig } from '../gateway/process.ts';
+import { LOG_FORMATS, type LogFormat } from '../log.ts';
+import { type RedisTlsOptions, type TierOptions, tierConfigOf } from '../tier/index.ts';
 
 type TierSetting = Exclude<keyof TierOptions, 'redis' | 'tls' | 'codec'>;
 
 interface Setting {
-  /** Tier option it feeds, if any. */
+  /** Tier option it feeds, if any (its default is the tier's: src/defaults.ts). */
   tier?: TierSetting;
   /** The tier option is a plain integer (durations and sizes parse strings themselves). */
   integer?: true;
@@ -23,15 +25,29 @@ interface Setting {
   boolean?: true;
   /** Names a PEM file whose contents go into this field of the tier's `tls` option. */
   tlsFile?: 'ca' | 'cert' | 'key';
+  /** The default as --help shows it, for a setting that is not a tier option. */
+  shown?: string;
   help: string;
 }
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** The gateway's own defaults (the tier's are in src/defaults.ts). */
+export const GATEWAY_DEFAULTS = {
+  host: '127.0.0.1',
+  port: 8080,
+  processes: 1,
+  logLevel: 'info',
+} as const satisfies Partial<GatewayConfig>;
 
 /** Every flag, in --help order. Names are the public contract. */
 export const SETTINGS = {
   redis: {
-    help: 'Redis Cluster seeds host:port,… or a redis:// or rediss:// URL (standalone). Unset: start a throwaway local cluster',
+    help: 'Redis Cluster seeds host:port,… or a redis:// or rediss:// URL (standalone)',
+    shown: 'a throwaway local cluster',
   },
-  'redis-username': { tier: 'username', help: 'Redis ACL user (default: the default user)' },
+  'redis-username': { tier: 'username', help: 'Redis ACL user', shown: 'the default user' },
   'redis-password': {
     tier: 'password',
     help: 'Redis password (AUTH); prefer the variable, a flag shows in ps',
@@ -46,68 +62,60 @@ export const SETTINGS = {
     help: 'PEM client certificate, for Redis that verifies clients; with --redis-key',
   },
   'redis-key': { tlsFile: 'key', help: 'PEM private key of --redis-cert' },
-  host: { help: 'address to listen on (default 127.0.0.1)' },
-  port: { help: 'port to listen on (default 8080)' },
-  threads: { help: 'HTTP threads per process (default: available parallelism)' },
-  processes: { help: 'gateway processes, each with its own L1 (default 1)' },
-  'l1-bytes': { tier: 'l1Bytes', help: 'L1 byte budget per process, e.g. 256mb (default 64mb)' },
-  'soft-ttl': {
-    tier: 'softTtl',
-    help: 'refresh a cached value after this age, e.g. 3s (default 3s)',
+  host: { help: 'address to listen on', shown: GATEWAY_DEFAULTS.host },
+  port: { help: 'port to listen on', shown: String(GATEWAY_DEFAULTS.port) },
+  threads: { help: 'HTTP threads per process', shown: 'available parallelism' },
+  processes: {
+    help: 'gateway processes, each with its own L1',
+    shown: String(GATEWAY_DEFAULTS.processes),
   },
+  'l1-bytes': { tier: 'l1Bytes', help: 'L1 byte budget per process, e.g. 256mb' },
+  'soft-ttl': { tier: 'softTtl', help: 'refresh a cached value after this age, e.g. 3s' },
   'stale-ttl': {
     tier: 'staleTtl',
-    help: 'serve a value this long past soft-ttl while Redis fails (default 30s)',
+    help: 'serve a value this long past soft-ttl while Redis fails',
   },
-  'negative-ttl': {
-    tier: 'negativeTtl',
-    help: 'remember absent keys this long (default 1s; 0 disables)',
-  },
-  'request-timeout': {
-    tier: 'requestTimeout',
-    help: 'longest a request waits for Redis (default 1s)',
-  },
-  'l2-timeout': { tier: 'l2Timeout', help: 'deadline of one Redis call (default 250ms)' },
-  'max-key-bytes': {
-    tier: 'maxKeyBytes',
-    integer: true,
-    help: 'longest key in UTF-8 bytes (default 1024)',
-  },
-  'max-value-bytes': { tier: 'maxValueBytes', help: 'largest value, e.g. 1mb (default 1mb)' },
+  'negative-ttl': { tier: 'negativeTtl', help: 'remember absent keys this long (0 disables)' },
+  'request-timeout': { tier: 'requestTimeout', help: 'longest a request waits for Redis' },
+  'l2-timeout': { tier: 'l2Timeout', help: 'deadline of one Redis call' },
+  'max-key-bytes': { tier: 'maxKeyBytes', integer: true, help: 'longest key in UTF-8 bytes' },
+  'max-value-bytes': { tier: 'maxValueBytes', help: 'largest value, e.g. 1mb' },
   'counter-shards': {
     tier: 'counterShards',
     integer: true,
-    help: 'shard keys per counter, 1-256; the same on every process (default 16)',
+    help: 'shard keys per counter, 1-256; the same on every process',
   },
   'flush-interval': {
     tier: 'flushInterval',
-    help: 'how often counter increments are flushed to Redis (default 100ms)',
+    help: 'how often counter increments are flushed to Redis',
   },
   'max-counters': {
     tier: 'maxCounters',
     integer: true,
-    help: 'distinct counters per process, a power of two (default 4096)',
+    help: 'distinct counters per process, a power of two',
   },
-  token: { help: 'bearer token required for writes (unset: only loopback clients may write)' },
-  'log-level': { help: 'fatal, error, warn, info, debug or trace (default info)' },
+  token: {
+    help: 'bearer token required for writes',
+    shown: 'none: only loopback clients may write',
+  },
+  'log-level': {
+    help: LOG_LEVELS.filter((l) => l !== 'silent').join(', '),
+    shown: GATEWAY_DEFAULTS.logLevel,
+  },
+  'log-format': {
+    help: 'pretty (readable lines) or json (one JSON object a line)',
+    shown: 'pretty on a terminal, json otherwise',
+  },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof SETTINGS;
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
-
-export interface GatewayConfig {
+export interface GatewayConfig extends GatewayProcessConfig {
   /** Undefined: start a throwaway local cluster. */
   redis: string | undefined;
-  host: string;
-  port: number;
-  threads: number;
   processes: number;
-  /** Tier options from the flags (without `redis`). */
-  tier: Omit<TierOptions, 'redis'>;
-  token: string | undefined;
   logLevel: LogLevel;
+  logFormat: LogFormat;
 }
 
 export class ConfigError extends HotshieldError {
@@ -123,6 +131,11 @@ export function envName(setting: SettingName): string {
 
 function label(setting: SettingName): string {
   return `--${setting} (${envName(setting)})`;
+}
+
+function oneOf<T extends string>(setting: SettingName, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new ConfigError(`${label(setting)} must be one of ${allowed.join(', ')} (got "${value}")`);
 }
 
 function integer(
@@ -153,17 +166,30 @@ export function helpText(): string {
     const flag = s.boolean
       ? `  --${name}`
       : `  --${name} ${s.tlsFile === undefined ? '<value>' : '<file>'}`;
-    lines.push(flag.padEnd(28) + envName(name).padEnd(28) + s.help);
+    const shown = defaultOf(s);
+    const help = shown === undefined ? s.help : `${s.help} (default ${shown})`;
+    lines.push(flag.padEnd(28) + envName(name).padEnd(28) + help);
   }
   lines.push(`${'  --help'.padEnd(56)}print this and exit`);
   lines.push('', 'Durations take 500ms, 3s, 2m or milliseconds; sizes take 64kb, 256mb or bytes.');
   return lines.join('\n');
 }
 
-/** Parse `argv` (without node and script) and `env`; `help` true means print helpText(). */
+/** A setting's default as --help shows it: the tier's (src/defaults.ts) or the gateway's own. */
+function defaultOf(s: Setting): string | undefined {
+  if (s.tier !== undefined && Object.hasOwn(TIER_DEFAULTS, s.tier))
+    return shownDefault(s.tier as DefaultedOption);
+  return s.shown;
+}
+
+/**
+ * Parse `argv` (without node and script) and `env`; `help` true means print helpText().
+ * `terminal`: stdout is a terminal (the log format's default).
+ */
 export function parseConfig(
   argv: readonly string[],
   env: NodeJS.ProcessEnv,
+  terminal = false,
 ): { help: true } | { help: false; config: GatewayConfig } {
   const options = Object.fromEntries(
     (Object.entries(SETTINGS) as Array<[SettingName, Setting]>).map(([name, s]) => [
@@ -202,12 +228,12 @@ export function parseConfig(
   } catch (error) {
     throw rename(error);
   }
-  const logLevel = raw('log-level') ?? 'info';
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new ConfigError(
-      `${label('log-level')} must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`,
-    );
-  }
+  const logLevel = oneOf('log-level', raw('log-level') ?? GATEWAY_DEFAULTS.logLevel, LOG_LEVELS);
+  const logFormat = oneOf(
+    'log-format',
+    raw('log-format') ?? (terminal ? 'pretty' : 'json'),
+    LOG_FORMATS,
+  );
   const token = raw('token');
   if (token !== undefined && token.length < 16) {
     throw new ConfigError(`${label('token')} must be at least 16 characters`);
@@ -216,13 +242,14 @@ export function parseConfig(
     help: false,
     config: Object.freeze({
       redis,
-      host: raw('host') ?? '127.0.0.1',
-      port: integer('port', raw('port'), 8080, 0, 65535),
+      host: raw('host') ?? GATEWAY_DEFAULTS.host,
+      port: integer('port', raw('port'), GATEWAY_DEFAULTS.port, 0, 65535),
       threads: integer('threads', raw('threads'), availableParallelism(), 1, 256),
-      processes: integer('processes', raw('processes'), 1, 1, 64),
+      processes: integer('processes', raw('processes'), GATEWAY_DEFAULTS.processes, 1, 64),
       tier: Object.freeze(tier) as Omit<TierOptions, 'redis'>,
       token,
-      logLevel: logLevel as LogLevel,
+      logLevel,
+      logFormat,
     }),
   };
 }
@@ -266,19 +293,36 @@ function optionOf(name: SettingName, s: Setting): string | undefined {
   return name === 'redis' ? 'redis' : undefined;
 }
 
-/** A tier option error, re-worded to name the flag and variable the user set. */
+/**
+ * A tier option error, re-worded to name the flags and variables the user set: the
+ * option a message starts with (every option check's message does), and every other
+ * option it names by its camelCase name (the L1 sizing rules name two at once).
+ */
 function rename(error: unknown): unknown {
   if (!(error instanceof HotshieldError)) return error;
   let message = error.message;
+  const named = new Set<SettingName>();
   for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
     const option = optionOf(name, s);
-    if (
-      option !== undefined &&
-      new RegExp(`^${option.replace('.', '\\.')}(?![\\w.])`).test(message)
-    ) {
+    if (option !== undefined && new RegExp(`^${escaped(option)}(?![\\w.])`).test(message)) {
       message = message.replace(option, label(name));
+      named.add(name);
       break;
     }
   }
+  for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
+    const option = optionOf(name, s);
+    // A plain word ("redis", "password") is plain English too: only camelCase names.
+    if (option === undefined || !/[A-Z]/.test(option)) continue;
+    message = message.replace(new RegExp(`(?<![\\w.-])${escaped(option)}(?![\\w.])`, 'g'), () => {
+      const first = !named.has(name);
+      named.add(name);
+      return first ? label(name) : `--${name}`;
+    });
+  }
   return new ConfigError(message);
+}
+
+function escaped(option: string): string {
+  return option.replace('.', '\\.');
 }

@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * The `hotshield` command: the gateway. The node:cluster primary supervises the gateway
  * processes (supervisor.ts); each gateway process runs the tier and its HTTP threads
@@ -7,8 +6,8 @@
  */
 
 import cluster from 'node:cluster';
-import { pino } from 'pino';
 import { startGatewayProcess } from '../gateway/process.ts';
+import { createLogger } from '../log.ts';
 import { ConfigError, type GatewayConfig, helpText, parseConfig } from './config.ts';
 import {
   DRAIN_DEADLINE_MS,
@@ -19,7 +18,11 @@ import {
 } from './supervisor.ts';
 
 async function runGatewayProcess(config: GatewayConfig): Promise<void> {
-  const log = pino({ level: config.logLevel, base: { pid: process.pid, role: 'gateway' } });
+  const log = createLogger({
+    level: config.logLevel,
+    format: config.logFormat,
+    base: { pid: process.pid, role: 'gateway' },
+  });
   const redis = config.redis;
   if (redis === undefined)
     throw new ConfigError('--redis (HOTSHIELD_REDIS) is required in a gateway process');
@@ -52,12 +55,13 @@ async function runGatewayProcess(config: GatewayConfig): Promise<void> {
 }
 
 try {
-  const parsed = parseConfig(process.argv.slice(2), process.env);
+  const parsed = parseConfig(process.argv.slice(2), process.env, process.stdout.isTTY === true);
   if (parsed.help) {
     console.log(helpText());
   } else if (cluster.isPrimary) {
-    const log = pino({
+    const log = createLogger({
       level: parsed.config.logLevel,
+      format: parsed.config.logFormat,
       base: { pid: process.pid, role: 'supervisor' },
     });
     await runPrimary(parsed.config, log);

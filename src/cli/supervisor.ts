@@ -6,9 +6,9 @@
  */
 
 import cluster, { type Worker } from 'node:cluster';
-import type { Logger } from 'pino';
 import { type RedisClusterHandle, startRedisCluster } from '../dev/redis-cluster.ts';
-import { redactRedis } from '../refresher/redis-target.ts';
+import type { Logger } from '../log.ts';
+import { redactRedis } from '../tier/index.ts';
 import type { GatewayConfig } from './config.ts';
 
 export { redactRedis };
@@ -42,7 +42,8 @@ export async function runPrimary(config: GatewayConfig, log: Logger): Promise<vo
   }
   if (config.token === undefined)
     log.warn('no --token: only loopback clients may write (PUT, DELETE, counter increments)');
-  const env = { HOTSHIELD_REDIS: redis };
+  // The gateway processes log as this one decided (they may not see its terminal).
+  const env = { HOTSHIELD_REDIS: redis, HOTSHIELD_LOG_FORMAT: config.logFormat };
   let stopping = false;
   let delay = RESTART_MIN_MS;
   let failedStarts = 0;

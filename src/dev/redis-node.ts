@@ -22,7 +22,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { DevClusterError, RedisNodeStartError } from './errors.ts';
+import { HotshieldError } from '../errors.ts';
 
 export const LOOPBACK = '127.0.0.1';
 const BUS_PORT_OFFSET = 10000;
@@ -235,13 +235,16 @@ export class RedisNode {
         await Promise.race([client.ping(), this.#exited]);
         if (this.#alive) return undefined;
         const log = await tailOf(this.logPath);
-        throw new RedisNodeStartError(
+        throw new HotshieldError(
+          /Address already in use/i.test(log)
+            ? 'HS_ERR_REDIS_PORT_TAKEN'
+            : 'HS_ERR_REDIS_NODE_START',
           `redis-server on port ${this.port} ${exitReason}\n${log}`,
-          /Address already in use/i.test(log),
         );
       });
       if (problem !== undefined) {
-        throw new RedisNodeStartError(
+        throw new HotshieldError(
+          'HS_ERR_REDIS_NODE_START',
           `redis-server on port ${this.port} did not answer PING in time (${problem})\n` +
             (await tailOf(this.logPath)),
         );
@@ -286,7 +289,7 @@ export async function launchNode(request: LaunchRequest): Promise<RedisNode> {
       return node;
     } catch (error) {
       // Another process may grab the port between our probe and redis-server's bind.
-      const portTaken = error instanceof RedisNodeStartError && error.portInUse;
+      const portTaken = error instanceof HotshieldError && error.code === 'HS_ERR_REDIS_PORT_TAKEN';
       if (!portTaken || attempt === NODE_START_ATTEMPTS) throw error;
       request.config.log(`port ${port} was taken before redis-server bound it; trying another`);
     }
@@ -309,7 +312,8 @@ async function pickFreePort(reserved: Set<number>): Promise<number> {
     reserved.add(busPort);
     return port;
   }
-  throw new RedisNodeStartError(
+  throw new HotshieldError(
+    'HS_ERR_REDIS_NODE_START',
     `found no free loopback port p with p+${BUS_PORT_OFFSET} also free in ${PORT_PICK_ATTEMPTS} tries`,
   );
 }
@@ -358,7 +362,7 @@ export async function pollUntil(
     try {
       problem = await probe();
     } catch (error) {
-      if (error instanceof DevClusterError) throw error;
+      if (error instanceof HotshieldError) throw error;
       problem = error instanceof Error ? error.message : String(error);
     }
     if (problem === undefined || Date.now() >= deadline) return problem;

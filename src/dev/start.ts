@@ -1,6 +1,7 @@
 /**
- * `npm start` for now: a throwaway local Redis Cluster to poke at, until the HTTP
- * gateway exists. Runs until SIGINT/SIGTERM, then stops the cluster and exits 0.
+ * `npm run cluster`: a throwaway local Redis Cluster to poke at (or to point a gateway
+ * or a tier at with its seeds). Runs until SIGINT/SIGTERM, then stops the cluster and
+ * exits 0.
  */
 import { startRedisCluster } from './redis-cluster.ts';
 

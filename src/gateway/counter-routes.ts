@@ -16,7 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { wholeRequest } from './body.ts';
 import { HttpError } from './http-errors.ts';
-import type { RouteContext } from './routes.ts';
+import { methodNotAllowed, type RouteContext, sendJson } from './route-context.ts';
 
 export const COUNTERS_PREFIX = '/v1/counters/';
 const INCR_SUFFIX = '/incr';
@@ -58,15 +58,7 @@ export function syncOf(query: URLSearchParams): boolean {
   throw badRequest('sync must be 1 or 0');
 }
 
-function send(res: ServerResponse, status: number, text: string, head = false): number {
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-    'cache-control': 'no-store',
-  });
-  res.end(head ? undefined : text);
-  return status;
-}
+const NO_STORE = { 'cache-control': 'no-store' };
 
 /** Route a request under /v1/counters/ (`rest` is the path after it); resolves to its status. */
 export async function routeCounter(
@@ -78,8 +70,7 @@ export async function routeCounter(
 ): Promise<number> {
   const method = req.method ?? 'GET';
   if (rest.endsWith(INCR_SUFFIX)) {
-    if (method !== 'POST')
-      throw new HttpError('HS_ERR_METHOD', 'allowed methods: POST', { allow: 'POST' });
+    if (method !== 'POST') throw methodNotAllowed('POST');
     ctx.guardWrite(req);
     const counter = ctx.tier.counter(counterNameOf(rest.slice(0, -INCR_SUFFIX.length)));
     const by = byOf(query);
@@ -89,24 +80,19 @@ export async function routeCounter(
       `{"name":${JSON.stringify(counter.name)},"by":${by},"flushed":${flushed}}`;
     if (!sync) {
       counter.incr(by);
-      return send(res, 202, reply(false));
+      return sendJson(res, 202, reply(false), false, NO_STORE);
     }
     try {
       await counter.incr(by, { sync: true });
     } catch (error) {
       if ((error as { code?: string }).code !== 'HS_ERR_UNCONFIRMED') throw error;
-      return send(res, 202, reply(false));
+      return sendJson(res, 202, reply(false), false, NO_STORE);
     }
-    return send(res, 200, reply(true));
+    return sendJson(res, 200, reply(true), false, NO_STORE);
   }
-  if (method !== 'GET' && method !== 'HEAD')
-    throw new HttpError('HS_ERR_METHOD', 'allowed methods: GET, HEAD', { allow: 'GET, HEAD' });
+  if (method !== 'GET' && method !== 'HEAD') throw methodNotAllowed('GET, HEAD');
   const counter = ctx.tier.counter(counterNameOf(rest));
   const value = await counter.readExact();
-  return send(
-    res,
-    200,
-    `{"name":${JSON.stringify(counter.name)},"value":${value.toString()}}`,
-    method === 'HEAD',
-  );
+  const text = `{"name":${JSON.stringify(counter.name)},"value":${value.toString()}}`;
+  return sendJson(res, 200, text, method === 'HEAD', NO_STORE);
 }

@@ -10,7 +10,7 @@
  */
 
 const MAGIC = Buffer.from([0x00, 0x68, 0x73, 0x63, 0x74, 0x01]); // "\0hsct\x01"
-export const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
+const DEFAULT_CONTENT_TYPE = 'application/octet-stream';
 export const MAX_CONTENT_TYPE_BYTES = 255;
 
 export interface Unwrapped {

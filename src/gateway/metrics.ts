@@ -9,7 +9,7 @@
  */
 
 import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { Tier } from '../tier/index.ts';
+import { L1_STAT_HELP, TIER_STATS, type Tier, type TierStats } from '../tier/index.ts';
 
 export class ThreadMetrics {
   readonly registry = new Registry();
@@ -77,11 +77,40 @@ function mirroredGauge(registry: Registry, name: string, help: string, read: () 
   });
 }
 
+/** Tier statistics exported as hotshield_refresher_<name>_total (help: the tier's TIER_STATS). */
+const REFRESHER_METRICS = [
+  'fetches',
+  'joined',
+  'alreadyFresh',
+  'l2Batches',
+  'l2Errors',
+  'negativeStores',
+  'writes',
+  'writeErrors',
+  'queueFull',
+  'breakerRejected',
+  'breakerOpened',
+  'l2Resets',
+  'respawns',
+  'timeouts',
+  'refreshes',
+] as const satisfies ReadonlyArray<keyof TierStats['tier']>;
+
+/** Counter statistics exported as hotshield_counter_<suffix>_total. */
+const COUNTER_METRICS = {
+  flushes: 'counterFlushes',
+  duplicates: 'counterDuplicates',
+  flush_errors: 'counterFlushErrors',
+  reads: 'counterReads',
+} as const satisfies Record<string, keyof TierStats['tier']>;
+
+const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+
 /** The process-wide metrics, read from the tier's shared memory at each scrape. */
 export function processRegistry(tier: Tier): Registry {
   const registry = new Registry();
   // One snapshot serves every metric of a scrape: stats() sums every thread's line.
-  let snapshot: { at: number; stats: ReturnType<Tier['stats']> } | undefined;
+  let snapshot: { at: number; stats: TierStats } | undefined;
   const stats = () => {
     const now = performance.now();
     if (snapshot === undefined || now - snapshot.at > SNAPSHOT_MS)
@@ -90,70 +119,48 @@ export function processRegistry(tier: Tier): Registry {
   };
   const l1 = () => stats().l1;
   const t = () => stats().tier;
-  mirroredCounter(
-    registry,
-    'hotshield_l1_hits_total',
-    'L1 reads that found a fresh value',
-    () => l1().hits,
-  );
-  mirroredCounter(
-    registry,
-    'hotshield_l1_stale_hits_total',
-    'L1 reads that found a stale value',
-    () => l1().staleHits,
-  );
-  mirroredCounter(
-    registry,
-    'hotshield_l1_misses_total',
-    'L1 reads that found nothing',
-    () => l1().misses,
-  );
-  mirroredCounter(
-    registry,
-    'hotshield_l1_evictions_total',
-    'L1 entries evicted',
-    () => l1().evictions,
-  );
-  mirroredGauge(registry, 'hotshield_l1_bytes', 'Bytes of L1 entries', () => l1().bytesUsed);
-  mirroredGauge(registry, 'hotshield_l1_entries', 'Entries in L1', () => l1().entries);
-  mirroredGauge(registry, 'hotshield_l1_budget_bytes', 'L1 byte budget', () => l1().budgetBytes);
-  const refresher: Array<[keyof ReturnType<typeof t>, string]> = [
-    ['fetches', 'Redis reads started by the refresher (one per key per flight)'],
-    ['joined', 'Asks that joined a fetch already in flight (coalesced)'],
-    ['alreadyFresh', 'Asks answered from L1 because another ask had just refreshed the key'],
-    ['l2Batches', 'Read batches sent to Redis (one pipeline per master each)'],
-    ['l2Errors', 'Keys whose Redis read failed'],
-    ['negativeStores', 'Absent keys cached as negative entries'],
-    ['writes', 'Writes through to Redis'],
-    ['writeErrors', 'Writes to Redis that failed'],
-    ['queueFull', 'Asks refused because maxInFlight keys were being fetched'],
-    ['breakerRejected', 'Redis calls refused by an open circuit'],
-    ['breakerOpened', 'Times a Redis node circuit opened'],
-    ['l2Resets', 'Redis connections reset: a node that stopped answering, a reply out of step'],
-    ['respawns', 'Refresher thread restarts'],
-    ['timeouts', 'Callers that gave up waiting (requestTimeout)'],
-    ['refreshes', 'Background refreshes asked for by stale reads'],
-  ];
-  for (const [name, help] of refresher) {
-    const snake = name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-    mirroredCounter(registry, `hotshield_refresher_${snake}_total`, help, () => t()[name]);
+  for (const name of ['hits', 'staleHits', 'misses', 'evictions'] as const) {
+    mirroredCounter(
+      registry,
+      `hotshield_l1_${snake(name)}_total`,
+      L1_STAT_HELP[name],
+      () => l1()[name],
+    );
   }
-  const counters: Array<[string, keyof ReturnType<typeof t> | 'counterAdds', string]> = [
-    ['adds', 'counterAdds', 'Counter increments accepted (in shared memory)'],
-    ['flushes', 'counterFlushes', 'Counter flushes sent to Redis, re-sends included'],
-    ['duplicates', 'counterDuplicates', 'Counter flushes Redis had already applied (re-sends)'],
-    ['flush_errors', 'counterFlushErrors', 'Counter flushes that failed (kept and re-sent)'],
-    ['reads', 'counterReads', 'Counter totals read from Redis (all shards of one counter)'],
-  ];
+  mirroredGauge(registry, 'hotshield_l1_bytes', L1_STAT_HELP.bytesUsed, () => l1().bytesUsed);
+  mirroredGauge(registry, 'hotshield_l1_entries', L1_STAT_HELP.entries, () => l1().entries);
+  mirroredGauge(
+    registry,
+    'hotshield_l1_budget_bytes',
+    L1_STAT_HELP.budgetBytes,
+    () => l1().budgetBytes,
+  );
+  for (const name of REFRESHER_METRICS) {
+    mirroredCounter(
+      registry,
+      `hotshield_refresher_${snake(name)}_total`,
+      TIER_STATS[name],
+      () => t()[name],
+    );
+  }
   mirroredGauge(
     registry,
     'hotshield_counter_unflushed',
-    'Counter increments accepted and not yet acknowledged by Redis (lost if the process is killed)',
+    L1_STAT_HELP.counterUnflushed,
     () => l1().counterUnflushed,
   );
-  for (const [snake, name, help] of counters) {
-    mirroredCounter(registry, `hotshield_counter_${snake}_total`, help, () =>
-      name === 'counterAdds' ? l1().counterAdds : t()[name],
+  mirroredCounter(
+    registry,
+    'hotshield_counter_adds_total',
+    L1_STAT_HELP.counterAdds,
+    () => l1().counterAdds,
+  );
+  for (const [suffix, name] of Object.entries(COUNTER_METRICS)) {
+    mirroredCounter(
+      registry,
+      `hotshield_counter_${suffix}_total`,
+      TIER_STATS[name],
+      () => t()[name],
     );
   }
   mirroredGauge(

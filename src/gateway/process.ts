@@ -7,23 +7,32 @@
 
 import { createServer } from 'node:net';
 import { Worker } from 'node:worker_threads';
-import type { Logger } from 'pino';
-import type { GatewayConfig } from '../cli/config.ts';
-import { releaseThread } from '../l1/index.ts';
-import { createTier, type Tier } from '../tier/index.ts';
-import type { HttpThreadData } from './http-thread.ts';
+import type { LogFormat, Logger } from '../log.ts';
+import { createTier, type Tier, type TierOptions } from '../tier/index.ts';
+import { workerFile } from '../worker-file.ts';
+import type { HttpThreadData } from './http-server.ts';
 import { mergeMetrics, processRegistry } from './metrics.ts';
 import type { ToMain, ToThread } from './thread-messages.ts';
 
-const THREAD_FILE = new URL(
-  `./http-thread${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`,
-  import.meta.url,
-);
+const THREAD_FILE = workerFile('http-thread');
 const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 5000;
 /** A thread that lived this long counts as healthy: its replacement starts without delay. */
 const HEALTHY_AFTER_MS = 10_000;
 const SCRAPE_TIMEOUT_MS = 1000;
+
+/** What a gateway process is started with (the cli's frozen configuration has it all). */
+export interface GatewayProcessConfig {
+  host: string;
+  /** 0: pick a free port. */
+  port: number;
+  threads: number;
+  /** Tier options from the flags (without `redis`). */
+  tier: Omit<TierOptions, 'redis'>;
+  token: string | undefined;
+  logLevel: string;
+  logFormat: LogFormat;
+}
 
 export interface GatewayProcess {
   tier: Tier;
@@ -80,7 +89,7 @@ function watchRedis(tier: Tier, log: Logger): () => void {
 }
 
 export async function startGatewayProcess(
-  config: GatewayConfig,
+  config: GatewayProcessConfig,
   redis: string,
   log: Logger,
 ): Promise<GatewayProcess> {
@@ -100,6 +109,7 @@ export async function startGatewayProcess(
     port,
     token: config.token,
     logLevel: config.logLevel,
+    logFormat: config.logFormat,
   };
 
   async function scrape(): Promise<{ text: string; contentType: string }> {
@@ -160,7 +170,7 @@ export async function startGatewayProcess(
         });
         worker.on('exit', (code) => {
           threads.delete(worker);
-          releaseThread(tier.handle.l1, id);
+          tier.releaseThread(id);
           if (draining) return;
           const lived = performance.now() - born;
           const next =

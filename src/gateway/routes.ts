@@ -2,191 +2,50 @@
  * The gateway's HTTP surface, as one request handler over the tier API (no second read
  * path). Routes:
  *
- *   GET|HEAD /v1/kv/:key     value from the tier; x-cache, age, etag, content-type; 304, 404
- *   PUT      /v1/kv/:key     write-through (body, content-type, ?ttl=); bearer token or loopback
- *   DELETE   /v1/kv/:key     write-through delete; same guard
- *   POST     /v1/counters/:name/incr, GET|HEAD /v1/counters/:name   (counter-routes.ts)
+ *   GET|HEAD|PUT|DELETE /v1/kv/:key                              kv-routes.ts
+ *   POST /v1/counters/:name/incr, GET|HEAD /v1/counters/:name    counter-routes.ts
  *   GET      /healthz        alive
  *   GET      /readyz         tier ready and Redis reachable, not draining
  *   GET      /metrics        Prometheus text for the whole process
  *
  * Bad input is refused before anything is touched, with the JSON error body of
- * http-errors.ts. `:key` is everything after /v1/kv/, percent-decoded.
+ * http-errors.ts.
  */
 
-import { hash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from 'pino';
-import { isInternalKey, type Lookup, parseDuration, type Tier } from '../tier/index.ts';
-import { closeAfterReply, readBody, wholeRequest } from './body.ts';
+import { closeAfterReply } from './body.ts';
 import { COUNTERS_PREFIX, routeCounter } from './counter-routes.ts';
-import { MAX_CONTENT_TYPE_BYTES, unwrap, wrap } from './envelope.ts';
 import { HttpError, sendError } from './http-errors.ts';
-import type { ThreadMetrics } from './metrics.ts';
+import { answerFromL1, KV_PREFIX, routeKv } from './kv-routes.ts';
+import { methodNotAllowed, queryOf, type RouteContext, sendJson } from './route-context.ts';
 
-export interface RouteContext {
-  tier: Tier;
-  maxKeyBytes: number;
-  maxValueBytes: number;
-  guardWrite: (req: IncomingMessage) => void;
-  metrics: ThreadMetrics;
-  /** Prometheus text for the whole process. */
-  scrape: () => Promise<{ text: string; contentType: string }>;
-  isDraining: () => boolean;
-  log: Logger;
-}
-
-const KV_PREFIX = '/v1/kv/';
-const KV_METHODS = 'GET, HEAD, PUT, DELETE';
 const READ_METHODS = 'GET, HEAD';
 
-function jsonBody(res: ServerResponse, status: number, body: unknown, head: boolean): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(head ? undefined : text);
-}
-
-/** The key in a /v1/kv/ path, checked as the gateway's clients may use it. */
-export function keyOf(encoded: string, maxKeyBytes: number): string {
-  let key: string;
-  try {
-    key = decodeURIComponent(encoded);
-  } catch {
-    throw new HttpError('HS_ERR_KEY_ENCODING', 'the key is not valid percent-encoded UTF-8');
-  }
-  if (key === '') throw new HttpError('HS_ERR_KEY_EMPTY', 'the key must not be empty');
-  const bytes = Buffer.byteLength(key);
-  if (bytes > maxKeyBytes) {
-    throw new HttpError(
-      'HS_ERR_KEY_TOO_LONG',
-      `the key is ${bytes} bytes; the limit is ${maxKeyBytes} (--max-key-bytes)`,
-    );
-  }
-  if (isInternalKey(key))
-    throw new HttpError('HS_ERR_KEY_RESERVED', 'this key is reserved for hotshield itself');
-  return key;
-}
-
-/** Strong ETag of the stored bytes (content type included). */
-function etagOf(stored: Buffer): string {
-  return `"${hash('sha1', stored, 'base64url')}"`;
-}
-
-function matches(ifNoneMatch: string | undefined, etag: string): boolean {
-  if (ifNoneMatch === undefined) return false;
-  if (ifNoneMatch.trim() === '*') return true;
-  return ifNoneMatch.split(',').some((t) => t.trim().replace(/^W\//, '') === etag);
-}
-
-function ttlOf(query: URLSearchParams): number | undefined {
-  const raw = query.get('ttl');
-  if (raw === null) return undefined;
-  const ms = parseDuration(raw);
-  if (ms === undefined || !Number.isSafeInteger(ms) || ms < 1) {
-    throw new HttpError(
-      'HS_ERR_BAD_REQUEST',
-      'ttl must be a duration like 500ms, 30s or a number of milliseconds',
-    );
-  }
-  return ms;
-}
-
-async function getKey(
+/** /healthz, /readyz, /metrics; resolves to the status sent. */
+async function routeOps(
   ctx: RouteContext,
-  req: IncomingMessage,
   res: ServerResponse,
-  key: string,
+  path: string,
+  method: string,
 ): Promise<number> {
-  const found = await ctx.tier.lookup(key);
-  if (found === undefined) throw new HttpError('HS_ERR_NOT_FOUND', 'no such key');
-  return sendValue(req, res, key, found);
-}
-
-/**
- * ETags of recent entries by key, valid while the L1 entry's version is unchanged: a
- * hot key's hash is computed once per refresh, not once per request. Per thread,
- * bounded (forgotten wholesale when full).
- */
-const etags = new Map<string, { version: number; etag: string }>();
-const ETAG_CACHE_LIMIT = 10_000;
-
-function etagFor(key: string, found: Lookup, stored: Buffer): string {
-  if (found.version === 0) return etagOf(stored);
-  const cached = etags.get(key);
-  if (cached !== undefined && cached.version === found.version) return cached.etag;
-  if (etags.size >= ETAG_CACHE_LIMIT) etags.clear();
-  const etag = etagOf(stored);
-  etags.set(key, { version: found.version, etag });
-  return etag;
-}
-
-function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found: Lookup): number {
-  const head = req.method === 'HEAD';
-  const stored = found.value as Buffer;
-  const { contentType, body } = unwrap(stored);
-  const etag = etagFor(key, found, stored);
-  const headers: Record<string, string | number> = {
-    etag,
-    'x-cache': found.cache.toUpperCase(),
-    age: Math.floor(found.ageMs / 1000),
-  };
-  if (matches(req.headers['if-none-match'], etag)) {
-    res.writeHead(304, headers);
-    res.end();
-    return 304;
+  const head = method === 'HEAD';
+  if (method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
+  if (path === '/healthz') return sendJson(res, 200, JSON.stringify({ status: 'ok' }), head);
+  if (path === '/readyz') {
+    const state = ctx.tier.stats().refresher.state;
+    const ready = state === 'l2Ready' && !ctx.isDraining();
+    const body = JSON.stringify({ ready, redis: state, draining: ctx.isDraining() });
+    return sendJson(res, ready ? 200 : 503, body, head);
   }
-  headers['content-type'] = contentType;
-  headers['content-length'] = body.length;
-  res.writeHead(200, headers);
-  res.end(head ? undefined : body);
+  const { text, contentType } = await ctx.scrape();
+  res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
+  res.end(head ? undefined : text);
   return 200;
 }
 
-async function putKey(
-  ctx: RouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  key: string,
-  query: URLSearchParams,
-): Promise<number> {
-  ctx.guardWrite(req);
-  const ttl = ttlOf(query);
-  const contentType = req.headers['content-type'];
-  if (contentType !== undefined && Buffer.byteLength(contentType) > MAX_CONTENT_TYPE_BYTES) {
-    throw new HttpError(
-      'HS_ERR_BAD_REQUEST',
-      `content-type is longer than ${MAX_CONTENT_TYPE_BYTES} bytes`,
-    );
-  }
-  const body = await readBody(req, ctx.maxValueBytes);
-  await ctx.tier.set(key, wrap(contentType, body), { ttl });
-  res.writeHead(204);
-  res.end();
-  return 204;
-}
+const OPS_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
-async function deleteKey(
-  ctx: RouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  key: string,
-): Promise<number> {
-  ctx.guardWrite(req);
-  await wholeRequest(req, ctx.maxValueBytes);
-  await ctx.tier.delete(key);
-  res.writeHead(204);
-  res.end();
-  return 204;
-}
-
-function methodNotAllowed(allow: string): HttpError {
-  return new HttpError('HS_ERR_METHOD', `allowed methods: ${allow}`, { allow });
-}
-
-/** Route one request; resolves to the route label and status for metrics. */
+/** Route one request; resolves to the route label (for metrics) and the status sent. */
 async function route(
   ctx: RouteContext,
   req: IncomingMessage,
@@ -195,85 +54,20 @@ async function route(
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
-  const method = req.method ?? 'GET';
-  const head = method === 'HEAD';
-  if (path.startsWith(KV_PREFIX)) {
-    const key = keyOf(path.slice(KV_PREFIX.length), ctx.maxKeyBytes);
-    if (method === 'GET' || head) return ['kv', await getKey(ctx, req, res, key)];
-    if (method === 'PUT')
-      return [
-        'kv',
-        await putKey(ctx, req, res, key, new URLSearchParams(q === -1 ? '' : url.slice(q + 1))),
-      ];
-    if (method === 'DELETE') return ['kv', await deleteKey(ctx, req, res, key)];
-    throw methodNotAllowed(KV_METHODS);
-  }
+  if (path.startsWith(KV_PREFIX)) return ['kv', await routeKv(ctx, req, res, path)];
   if (path.startsWith(COUNTERS_PREFIX)) {
-    const query = new URLSearchParams(q === -1 ? '' : url.slice(q + 1));
-    return [
-      'counter',
-      await routeCounter(ctx, req, res, path.slice(COUNTERS_PREFIX.length), query),
-    ];
+    const rest = path.slice(COUNTERS_PREFIX.length);
+    return ['counter', await routeCounter(ctx, req, res, rest, queryOf(url))];
   }
-  if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
-    if (method !== 'GET' && !head) throw methodNotAllowed(READ_METHODS);
-    const name = path.slice(1);
-    if (path === '/healthz') {
-      jsonBody(res, 200, { status: 'ok' }, head);
-      return [name, 200];
-    }
-    if (path === '/readyz') {
-      const state = ctx.tier.stats().refresher.state;
-      const ready = state === 'l2Ready' && !ctx.isDraining();
-      jsonBody(res, ready ? 200 : 503, { ready, redis: state, draining: ctx.isDraining() }, head);
-      return [name, ready ? 200 : 503];
-    }
-    const { text, contentType } = await ctx.scrape();
-    res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(text) });
-    res.end(head ? undefined : text);
-    return [name, 200];
-  }
+  if (OPS_PATHS.has(path))
+    return [path.slice(1), await routeOps(ctx, res, path, req.method ?? 'GET')];
   throw new HttpError('HS_ERR_NO_ROUTE', 'no such route');
 }
 
-/**
- * The hot path: a GET or HEAD whose key L1 can answer right now is answered here,
- * synchronously, with no promise in between. Returns the status sent, or 0 when the
- * request needs the full (asynchronous) route: another method, a miss, or any error,
- * which the full route reports properly.
- */
-function answerFromL1(
-  ctx: RouteContext,
-  req: IncomingMessage,
-  res: ServerResponse,
-  method: string,
-): number {
-  if (method !== 'GET' && method !== 'HEAD') return 0;
-  const url = req.url ?? '/';
-  if (!url.startsWith(KV_PREFIX)) return 0;
-  let key: string;
-  let found: Lookup | null | undefined;
-  try {
-    const q = url.indexOf('?');
-    key = keyOf(url.slice(KV_PREFIX.length, q === -1 ? undefined : q), ctx.maxKeyBytes);
-    found = ctx.tier.peek(key);
-  } catch {
-    return 0;
-  }
-  if (found === undefined) return 0;
-  try {
-    if (found === null) {
-      sendError(res, new HttpError('HS_ERR_NOT_FOUND', 'no such key'), method === 'HEAD');
-      return 404;
-    }
-    return sendValue(req, res, key, found);
-  } catch (error) {
-    // Nothing thrown here may escape the request listener: it would kill the thread.
-    ctx.log.error({ err: error, url: req.url, method }, 'request failed');
-    if (!res.headersSent) return sendError(res, error, method === 'HEAD');
-    res.destroy();
-    return 500;
-  }
+/** The route label of a request that failed (its route may not have been reached). */
+function failedRouteName(url: string): string {
+  if (url.startsWith(KV_PREFIX)) return 'kv';
+  return url.startsWith(COUNTERS_PREFIX) ? 'counter' : 'other';
 }
 
 export function requestHandler(
@@ -299,13 +93,7 @@ export function requestHandler(
           res.destroy();
         }
         if (status === 500) ctx.log.error({ err: error, url: req.url, method }, 'request failed');
-        const url = req.url ?? '';
-        const name = url.startsWith(KV_PREFIX)
-          ? 'kv'
-          : url.startsWith(COUNTERS_PREFIX)
-            ? 'counter'
-            : 'other';
-        return [name, status];
+        return [failedRouteName(req.url ?? ''), status];
       })
       .then(([name, status]) =>
         ctx.metrics.observe(name, method, status, (performance.now() - started) / 1000),

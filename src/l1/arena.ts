@@ -10,9 +10,13 @@
  *
  * A ring never splits an entry: when the entry does not fit before the end, the writer
  * leaves a wrap marker (a zero `totalBytes` word) and continues at offset 0.
+ *
+ * The rings' positions live in the header in two state records and a switch word, so a
+ * commit is one atomic store: a writer terminated mid-operation leaves its successor the
+ * last committed positions, never half of an update.
  */
 
-import { E, ENTRY_HEADER_BYTES, MAX_ACCESS, type RingId } from './layout.ts';
+import { E, ENTRY_HEADER_BYTES, H, MAX_ACCESS, RING, type RingId, S } from './layout.ts';
 import type { Views } from './views.ts';
 
 export interface EntryFields {
@@ -57,7 +61,7 @@ export function writeEntry(
  * The access word pairs the count with the entry's version, so a reader's compare-exchange
  * of it can only succeed on the entry the reader looked up (see table.ts).
  */
-export const accessWord = (version: number, count: number): number =>
+const accessWord = (version: number, count: number): number =>
   (((version & 0x3fffffff) << 2) | count) >>> 0;
 
 /** The entry's access count (0..MAX_ACCESS). */
@@ -134,4 +138,52 @@ export function allocate(v: Views, r: Ring, size: number): number {
   r.used += size;
   if (r.head === r.size) r.head = 0;
   return off;
+}
+
+/** The two rings of a table, at the positions of a fresh table (see loadRings). */
+export function emptyRings(smallBytes: number, mainBytes: number): { small: Ring; main: Ring } {
+  return {
+    small: { id: RING.SMALL, base: 0, size: smallBytes, head: 0, tail: 0, used: 0, live: 0 },
+    main: { id: RING.MAIN, base: smallBytes, size: mainBytes, head: 0, tail: 0, used: 0, live: 0 },
+  };
+}
+
+/** The state record committed last (A or B). */
+function activeRecord(h: Int32Array): number {
+  return Atomics.load(h, H.STATE_ACTIVE) === 0 ? H.STATE_A : H.STATE_B;
+}
+
+/** Commit both rings' positions (and the live entry count) with one atomic store. */
+export function commitRings(v: Views, small: Ring, main: Ring): void {
+  const h = v.header;
+  const next = h[H.STATE_ACTIVE] === 0 ? 1 : 0;
+  const base = next === 0 ? H.STATE_A : H.STATE_B;
+  h[base + S.SMALL_HEAD] = small.head;
+  h[base + S.SMALL_TAIL] = small.tail;
+  h[base + S.SMALL_USED] = small.used;
+  h[base + S.MAIN_HEAD] = main.head;
+  h[base + S.MAIN_TAIL] = main.tail;
+  h[base + S.MAIN_USED] = main.used;
+  // commit: pairs with the Atomics.load of STATE_ACTIVE in loadRings of a successor.
+  Atomics.store(h, H.STATE_ACTIVE, next);
+  h[H.LIVE_ENTRIES] = small.live + main.live;
+}
+
+/** Load the committed positions into `small` and `main` (their live counts are not stored). */
+export function loadRings(v: Views, small: Ring, main: Ring): void {
+  const h = v.header;
+  const base = activeRecord(h);
+  small.head = h[base + S.SMALL_HEAD] >>> 0;
+  small.tail = h[base + S.SMALL_TAIL] >>> 0;
+  small.used = h[base + S.SMALL_USED] >>> 0;
+  main.head = h[base + S.MAIN_HEAD] >>> 0;
+  main.tail = h[base + S.MAIN_TAIL] >>> 0;
+  main.used = h[base + S.MAIN_USED] >>> 0;
+}
+
+/** Arena bytes in use as last committed (readable from any thread). */
+export function committedBytesUsed(v: Views): number {
+  const h = v.header;
+  const base = activeRecord(h);
+  return (h[base + S.SMALL_USED] >>> 0) + (h[base + S.MAIN_USED] >>> 0);
 }

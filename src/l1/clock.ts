@@ -8,13 +8,14 @@
  * is from it and then reads the cheap clock plus that offset.
  */
 
-function monotonicMs(): number {
+/** CLOCK_MONOTONIC in milliseconds, the same in every thread of the process. */
+export function monotonicMs(): number {
   const [s, ns] = process.hrtime();
   return s * 1e3 + ns / 1e6;
 }
 
 /** How long a clock reading is reused, at most (lru-cache's `ttlResolution` idea). */
-export const CLOCK_RESOLUTION_MS = 1;
+const CLOCK_RESOLUTION_MS = 1;
 /** …and for how many reads at most, in case a long synchronous run starves the timer. */
 const MAX_READS_PER_TICK = 1024;
 /** Escape hatch: HOTSHIELD_L1_PRECISE_CLOCK=1 reads the clock on every call. */
@@ -51,8 +52,4 @@ export class SharedClock {
     setTimeout(this.#expire, CLOCK_RESOLUTION_MS).unref();
     return this.#cached;
   }
-}
-
-export function processMonotonicMs(): number {
-  return monotonicMs();
 }

@@ -4,10 +4,14 @@
  * the buffer, so it passes through `workerData` or `postMessage` to any thread.
  */
 
-import { processMonotonicMs } from './clock.ts';
+import { monotonicMs } from './clock.ts';
 import { L1Error } from './errors.ts';
-import { DEFAULTS, defaultMaxCounters, planLayout, writeHeader } from './layout.ts';
-import type { L1Handle } from './writer.ts';
+import { defaultMaxCounters, L1_DEFAULTS, planLayout, writeHeader } from './layout.ts';
+
+/** A table: plain data holding its buffer, for workerData or postMessage to any thread. */
+export interface L1Handle {
+  readonly sab: SharedArrayBuffer;
+}
 
 export interface L1Options {
   /** Byte budget for counters, index and entries; the buffer is this plus a fixed header. */
@@ -36,13 +40,13 @@ export function createL1(options: L1Options): L1Handle {
   }
   const layout = planLayout({
     bytes: options.bytes,
-    maxKeyBytes: options.maxKeyBytes ?? DEFAULTS.maxKeyBytes,
-    maxValueBytes: options.maxValueBytes ?? DEFAULTS.maxValueBytes,
-    maxThreads: options.maxThreads ?? DEFAULTS.maxThreads,
+    maxKeyBytes: options.maxKeyBytes ?? L1_DEFAULTS.maxKeyBytes,
+    maxValueBytes: options.maxValueBytes ?? L1_DEFAULTS.maxValueBytes,
+    maxThreads: options.maxThreads ?? L1_DEFAULTS.maxThreads,
     maxCounters: options.maxCounters ?? defaultMaxCounters(options.bytes),
   });
   const sab = new SharedArrayBuffer(layout.totalBytes);
   const seed = crypto.getRandomValues(new Uint32Array(2));
-  writeHeader(sab, layout, seed, processMonotonicMs());
+  writeHeader(sab, layout, seed, monotonicMs());
   return Object.freeze({ sab });
 }

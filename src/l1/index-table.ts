@@ -23,18 +23,12 @@ export interface ProbeResult {
   ptr: number;
 }
 
-export const tagOf = (hash: number): number => (hash === EMPTY_TAG ? 1 : hash);
+const tagOf = (hash: number): number => (hash === EMPTY_TAG ? 1 : hash);
 export const ptrToOffset = (ptr: number): number => (ptr - 1) * 8;
 export const offsetToPtr = (offset: number): number => offset / 8 + 1;
 
 /** True when the entry at `ptr` holds exactly these key bytes; every length read is range-checked. */
-export function entryHasKey(
-  v: Views,
-  ptr: number,
-  key: KeyBytes,
-  len: number,
-  hash: number,
-): boolean {
+function entryHasKey(v: Views, ptr: number, key: KeyBytes, len: number, hash: number): boolean {
   const off = ptrToOffset(ptr);
   const arenaBytes = v.layout.arenaBytes;
   if (off < 0 || off + E.KEY + len > arenaBytes) return false;

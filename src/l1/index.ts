@@ -10,20 +10,23 @@
  */
 
 export type { CounterState, PendingFlush } from './counters.ts';
-export { createL1, type L1Options } from './create.ts';
+export { createL1, type L1Handle, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
-export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
+export {
+  defaultMaxCounters,
+  HEADER_BYTES,
+  L1_DEFAULTS,
+  MAX_COUNTER_NAME_BYTES,
+  MAX_PROBE,
+  planLayout,
+} from './layout.ts';
+export { releaseThread } from './registry.ts';
 export {
   type CounterTicket,
   type EntryState,
+  L1_STAT_HELP,
   type L1Entry,
   type L1Stats,
   L1Table,
 } from './table.ts';
-export {
-  type L1Handle,
-  type L1SetOptions,
-  L1Writer,
-  releaseThread,
-  type WriterOptions,
-} from './writer.ts';
+export { type L1SetOptions, L1Writer, type WriterOptions } from './writer.ts';

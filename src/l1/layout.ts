@@ -27,7 +27,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-export const LAYOUT_VERSION = 4;
+const LAYOUT_VERSION = 4;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -56,7 +56,7 @@ export const H = {
 } as const;
 
 /** Float64 indexes in the header (written once, before the buffer is shared). */
-export const HF = {
+const HF = {
   EPOCH_MS: 7, // byte 56
   BUDGET_BYTES: 8, // byte 64
 } as const;
@@ -70,7 +70,6 @@ export const S = {
   MAIN_TAIL: 4,
   MAIN_USED: 5,
 } as const;
-export const STATE_WORDS = 6;
 
 /** Writer statistics: each is a u32 lo/hi pair at H.WRITER_STATS + 2 × index. */
 export const WRITER_STAT_NAMES = [
@@ -179,14 +178,15 @@ export type RingId = (typeof RING)[keyof typeof RING];
 /** Access counts saturate here (S3-FIFO's 2-bit frequency). */
 export const MAX_ACCESS = 3;
 
-export const LIMITS = {
+const LIMITS = {
   minBytes: 64 * 1024,
   maxBytes: 0xffff_0000, // ring offsets are u32 byte counts
   maxKeyBytes: 64 * 1024,
   maxThreads: 1024,
 } as const;
 
-export const DEFAULTS = {
+/** Defaults of createL1's options (the tier's are in src/defaults.ts, which reads these). */
+export const L1_DEFAULTS = {
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
   maxThreads: 64,
@@ -200,7 +200,7 @@ export const DEFAULTS = {
  */
 export function defaultMaxCounters(bytes: number): number {
   const share = Math.max(64, Math.floor(bytes / (COUNTER_CELL_BYTES * 64)));
-  return Math.min(DEFAULTS.maxCounters, 2 ** Math.floor(Math.log2(share)));
+  return Math.min(L1_DEFAULTS.maxCounters, 2 ** Math.floor(Math.log2(share)));
 }
 
 /** Where everything is, in bytes from the start of the SharedArrayBuffer. */

@@ -20,9 +20,10 @@
  */
 
 import { bump } from './counts.ts';
+import type { L1Handle } from './create.ts';
 import { L1Error } from './errors.ts';
-import { H, R, REGISTRY_LINE_WORDS, WS } from './layout.ts';
-import type { Views } from './views.ts';
+import { H, R, REGISTRY_LINE_WORDS, readLayout, WS } from './layout.ts';
+import { makeViews, type Views } from './views.ts';
 
 const pause: () => void =
   typeof (Atomics as unknown as { pause?: () => void }).pause === 'function'
@@ -61,8 +62,25 @@ export function releaseLine(v: Views, base: number): void {
   Atomics.store(reg, base + R.OWNER, 0);
 }
 
-/** Free every line owned by `threadId` (call from the worker's 'exit' event). */
-export function releaseThreadLines(v: Views, threadId: number): number {
+/**
+ * Release everything `threadId` held (reader lines, writer role): call on the worker's
+ * 'exit' event. Returns how many reader lines were freed.
+ */
+export function releaseThread(handle: L1Handle, threadId: number): number {
+  // worker.threadId reads -1 once the worker has exited: read it before, at spawn time.
+  if (!Number.isSafeInteger(threadId) || threadId < 0) {
+    throw new L1Error(
+      'HS_ERR_L1_OPTION',
+      `releaseThread needs the worker's threadId as read while it ran (got ${threadId})`,
+    );
+  }
+  const v = makeViews(handle.sab, readLayout(handle?.sab));
+  Atomics.compareExchange(v.header, H.WRITER_OWNER, threadId + 1, 0);
+  return releaseThreadLines(v, threadId);
+}
+
+/** Free every line owned by `threadId`. */
+function releaseThreadLines(v: Views, threadId: number): number {
   let released = 0;
   for (let i = 0; i < v.layout.maxThreads; i++) {
     const base = i * REGISTRY_LINE_WORDS;

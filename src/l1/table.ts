@@ -10,6 +10,7 @@
  */
 
 import { threadId } from 'node:worker_threads';
+import { committedBytesUsed } from './arena.ts';
 import { SharedClock } from './clock.ts';
 import {
   addedTo,
@@ -22,6 +23,7 @@ import {
   waitForAck,
 } from './counters.ts';
 import { bump, readCount } from './counts.ts';
+import type { L1Handle } from './create.ts';
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
 import { findKey, type ProbeResult, ptrToOffset } from './index-table.ts';
@@ -38,14 +40,12 @@ import {
   REGISTRY_LINE_WORDS,
   type ReaderStatName,
   readLayout,
-  S,
   WRITER_STAT_NAMES,
   type WriterStatName,
   WS,
 } from './layout.ts';
 import { claimReaderLine, releaseLine } from './registry.ts';
 import { makeViews, type Views } from './views.ts';
-import type { L1Handle } from './writer.ts';
 
 export type EntryState = 'fresh' | 'stale';
 
@@ -75,6 +75,20 @@ export type L1Stats = Record<ReaderStatName | WriterStatName, number> & {
   slotCount: number;
   maxLiveEntries: number;
 };
+
+/** What the statistics exported as metrics count (the gateway's hotshield_l1_* and counter gauges). */
+export const L1_STAT_HELP = {
+  hits: 'L1 reads that found a fresh value',
+  staleHits: 'L1 reads that found a stale value',
+  misses: 'L1 reads that found nothing',
+  evictions: 'L1 entries evicted',
+  bytesUsed: 'Bytes of L1 entries',
+  entries: 'Entries in L1',
+  budgetBytes: 'L1 byte budget',
+  counterAdds: 'Counter increments accepted (in shared memory)',
+  counterUnflushed:
+    'Counter increments accepted and not yet acknowledged by Redis (lost if the process is killed)',
+} as const satisfies Partial<Record<keyof L1Stats, string>>;
 
 export class L1Table {
   readonly #v: Views;
@@ -239,10 +253,8 @@ export class L1Table {
       out[name] = sum;
     }
     for (const name of WRITER_STAT_NAMES) out[name] = readCount(v.header, WS[name]);
-    const h = v.header;
-    const base = Atomics.load(h, H.STATE_ACTIVE) === 0 ? H.STATE_A : H.STATE_B;
-    out.entries = h[H.LIVE_ENTRIES];
-    out.bytesUsed = (h[base + S.SMALL_USED] >>> 0) + (h[base + S.MAIN_USED] >>> 0);
+    out.entries = v.header[H.LIVE_ENTRIES];
+    out.bytesUsed = committedBytesUsed(v);
     out.counters = 0;
     let unflushed = 0n;
     for (const cell of counterCells(v)) {

@@ -26,54 +26,43 @@ const MAGIC = 0x48534331; // "HSC1"
 const COUNTERS_AT = 64;
 
 /** Refresher's view of L2 in STATE. */
-export const REFRESHER_STATE = { down: 0, starting: 1, l2Ready: 2, l2Down: 3 } as const;
+const REFRESHER_STATE = { down: 0, starting: 1, l2Ready: 2, l2Down: 3 } as const;
 export type RefresherState = keyof typeof REFRESHER_STATE;
 
-export const STAT_NAMES = [
-  /** L2 reads started by the refresher (one per key per flight). */
-  'fetches',
-  /** Asks that joined a flight already running (coalesced in the refresher). */
-  'joined',
-  /** Asks answered from L1 because another ask had just refreshed the key. */
-  'alreadyFresh',
-  /** Pipelines sent to Redis for reads. */
-  'l2Batches',
-  /** Keys read (or refused) with an error. */
-  'l2Errors',
-  /** Absent keys cached as negative entries. */
-  'negativeStores',
-  /** Loader leases granted; loader failures and timeouts. */
-  'leases',
-  'loaderFailures',
-  'loaderTimeouts',
-  /** Writes through to Redis (set/delete/loader stores) and those that failed. */
-  'writes',
-  'writeErrors',
-  /** Values L1 could not take (served uncached). */
-  'l1Refused',
-  /** Asks refused because maxInFlight keys were being fetched. */
-  'queueFull',
-  /** Calls refused by an open circuit, and circuits opened (breaker.ts). */
-  'breakerRejected',
-  'breakerOpened',
-  /** Redis connections reset (a node that stopped answering, a reply out of step). */
-  'l2Resets',
-  /** Refresher starts after the first (respawns). */
-  'respawns',
-  /** Caller side, all threads: waits on a miss, waits that joined one in their thread, timeouts. */
-  'waits',
-  'localJoins',
-  'timeouts',
-  /** Background refreshes asked for by stale reads. */
-  'refreshes',
-  /** Counter flushes sent to Redis (re-sends included), answered as duplicates, failed. */
-  'counterFlushes',
-  'counterDuplicates',
-  'counterFlushErrors',
-  /** Counter totals read from Redis (all shards of one counter, one per read). */
-  'counterReads',
-] as const;
-export type StatName = (typeof STAT_NAMES)[number];
+/**
+ * The process-wide statistics, in their order in the block, with what each counts: the
+ * one text for docs and for the gateway's metrics (hotshield_refresher_*_total and
+ * hotshield_counter_*_total).
+ */
+export const STATS = {
+  fetches: 'Redis reads started by the refresher (one per key per flight)',
+  joined: 'Asks that joined a fetch already in flight (coalesced)',
+  alreadyFresh: 'Asks answered from L1 because another ask had just refreshed the key',
+  l2Batches: 'Read batches sent to Redis (one pipeline per master each)',
+  l2Errors: 'Keys whose Redis read failed',
+  negativeStores: 'Absent keys cached as negative entries',
+  leases: 'Loader leases granted (a full miss with a loader)',
+  loaderFailures: 'Loaders that threw or rejected',
+  loaderTimeouts: 'Loaders that ran past loaderTimeout',
+  writes: 'Writes through to Redis (set, delete, loader stores)',
+  writeErrors: 'Writes to Redis that failed',
+  l1Refused: 'Values L1 could not take (served uncached)',
+  queueFull: 'Asks refused because maxInFlight keys were being fetched',
+  breakerRejected: 'Redis calls refused by an open circuit',
+  breakerOpened: 'Times a Redis node circuit opened',
+  l2Resets: 'Redis connections reset: a node that stopped answering, a reply out of step',
+  respawns: 'Refresher thread restarts',
+  waits: 'Callers that had to wait for the refresher (one per key per thread)',
+  localJoins: 'Callers that joined a wait already in their thread',
+  timeouts: 'Callers that gave up waiting (requestTimeout)',
+  refreshes: 'Background refreshes asked for by stale reads',
+  counterFlushes: 'Counter flushes sent to Redis, re-sends included',
+  counterDuplicates: 'Counter flushes Redis had already applied (re-sends)',
+  counterFlushErrors: 'Counter flushes that failed (kept and re-sent)',
+  counterReads: 'Counter totals read from Redis (all shards of one counter)',
+} as const;
+export type StatName = keyof typeof STATS;
+const STAT_NAMES = Object.keys(STATS) as StatName[];
 export type ControlStats = Record<StatName, number>;
 
 const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((name, i) => [name, i])) as Record<
@@ -81,7 +70,7 @@ const STAT_INDEX = Object.fromEntries(STAT_NAMES.map((name, i) => [name, i])) as
   number
 >;
 
-export const CONTROL_BYTES = COUNTERS_AT + STAT_NAMES.length * 8;
+const CONTROL_BYTES = COUNTERS_AT + STAT_NAMES.length * 8;
 
 export function createControl(): SharedArrayBuffer {
   const sab = new SharedArrayBuffer(CONTROL_BYTES);

@@ -7,7 +7,7 @@
  */
 
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { L2Call } from './l2-client.ts';
+import type { L2Call } from './l2-batch.ts';
 
 export class RefresherMetrics {
   readonly registry = new Registry();

@@ -5,7 +5,8 @@
  * in front of it, a key is read at most once per batch whoever asks.
  */
 
-import { type L2Client, type L2Read, toL2Error } from './l2-client.ts';
+import type { L2Client, L2Read } from './l2-client.ts';
+import { toL2Error } from './l2-errors.ts';
 
 interface Pending {
   key: string;
@@ -18,7 +19,6 @@ export class ReadBatcher {
   readonly #onBatch: (keys: number) => void;
   #pending: Pending[] = [];
   #scheduled = false;
-  #batches = 0;
 
   constructor(l2: L2Client, maxBatch = 512, onBatch: (keys: number) => void = () => {}) {
     this.#l2 = l2;
@@ -39,17 +39,11 @@ export class ReadBatcher {
     });
   }
 
-  /** Batches sent so far. */
-  get batches(): number {
-    return this.#batches;
-  }
-
   #flush(): void {
     this.#scheduled = false;
     const batch = this.#pending;
     if (batch.length === 0) return;
     this.#pending = [];
-    this.#batches++;
     this.#onBatch(batch.length);
     // Each master's keys are answered as soon as that master has answered (every key is
     // in one part); getMany never rejects, this only keeps a bug from stranding callers.

@@ -1,12 +1,16 @@
 /**
  * Where L2 lives, as plain data. The refresher runs in its own thread and an ioredis
- * client object cannot cross threads, so whatever the user passes (seeds, a URL, or a
- * client of their own) is turned into a RedisTarget in the calling thread, validated
- * there, and the refresher opens its own connections from it.
+ * client object cannot cross threads, so whatever the user passes (seeds, a URL, the
+ * seed lists and option objects ioredis takes, or a client of their own) is turned into
+ * a RedisTarget in the calling thread, validated there, and the refresher opens its own
+ * connections from it.
+ *
+ * This module is loaded by every thread that attaches a tier (tier/options.ts), so it
+ * imports only ioredis' types: a client is recognised by its own `isCluster` flag.
  */
 
-import { Cluster, Redis } from 'ioredis';
-import { HotshieldError } from '../errors.ts';
+import type { Cluster, Redis } from 'ioredis';
+import { optionError } from '../errors.ts';
 
 /**
  * TLS settings as the `tls` option spells them. Key material is the PEM text itself, not
@@ -43,10 +47,6 @@ export interface RedisConnection {
 export type RedisTarget =
   | ({ kind: 'cluster'; nodes: Array<{ host: string; port: number }> } & RedisConnection)
   | ({ kind: 'standalone'; host: string; port: number; db: number } & RedisConnection);
-
-function optionError(message: string): HotshieldError {
-  return new HotshieldError('HS_ERR_OPTION', message);
-}
 
 const PEM = /-----BEGIN [A-Z0-9 ]+-----/;
 const PEM_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----/;
@@ -123,8 +123,21 @@ function tlsOfClient(tls: unknown): RedisTls | undefined {
   return redisTlsOf(known, "redis (the client's tls)");
 }
 
+type Seed = { host: string; port: number };
+
+/** An ioredis Cluster client: ioredis sets `isCluster` on both of its client classes. */
+function isClusterClient(value: object): value is Cluster {
+  const v = value as { isCluster?: unknown; nodes?: unknown };
+  return v.isCluster === true && typeof v.nodes === 'function';
+}
+
+function isRedisClient(value: object): value is Redis {
+  const v = value as { isCluster?: unknown; options?: unknown };
+  return v.isCluster === false && typeof v.options === 'object' && v.options !== null;
+}
+
 /** Parse `host:port,host:port` into cluster seeds. */
-export function parseSeeds(seeds: string): Array<{ host: string; port: number }> {
+function parseSeeds(seeds: string): Array<{ host: string; port: number }> {
   const nodes = seeds
     .split(',')
     .map((s) => s.trim())
@@ -178,16 +191,63 @@ function parseUrl(url: string): RedisTarget {
   };
 }
 
-function nodeOf(r: Redis): { host: string; port: number } {
+function nodeOf(r: Redis): Seed {
   return { host: r.options.host ?? '127.0.0.1', port: r.options.port ?? 6379 };
 }
 
+/** A port as ioredis takes it (a number or a numeric string), checked. */
+function portOf(value: unknown, what: string): number {
+  const port = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535)
+    throw optionError(`${what} has a bad port ${JSON.stringify(value)}`);
+  return port as number;
+}
+
+/** `{ host, port }` (either may be left out, as ioredis allows: 127.0.0.1, 6379). */
+function hostPortOf(value: Record<string, unknown>, what: string): Seed {
+  const host = value.host ?? '127.0.0.1';
+  if (typeof host !== 'string' || host === '') throw optionError(`${what} has a bad host`);
+  return { host, port: value.port === undefined ? 6379 : portOf(value.port, what) };
+}
+
+/** One cluster seed in any form ioredis' Cluster takes: `host:port`, a port, `{ host, port }`. */
+function seedOf(seed: unknown, i: number): Seed {
+  const what = `redis seed ${i}`;
+  if (typeof seed === 'string') return parseSeeds(seed)[0];
+  if (typeof seed === 'number') return { host: '127.0.0.1', port: portOf(seed, what) };
+  if (seed !== null && typeof seed === 'object' && !Array.isArray(seed))
+    return hostPortOf(seed as Record<string, unknown>, what);
+  throw optionError(`${what} must be "host:port", a port or { host, port }`);
+}
+
+const STANDALONE_FIELDS = new Set(['host', 'port', 'db']);
+
+/** `{ host, port, db }`, the options object ioredis' Redis takes, for a standalone Redis. */
+function standaloneOf(options: Record<string, unknown>): RedisTarget {
+  for (const k of Object.keys(options)) {
+    if (!STANDALONE_FIELDS.has(k))
+      throw optionError(
+        `redis { host, port, db } has an unknown field ${k} (credentials and TLS are options of their own)`,
+      );
+  }
+  const db = options.db ?? 0;
+  if (!Number.isSafeInteger(db) || (db as number) < 0)
+    throw optionError(`redis { host, port, db } has a bad db ${JSON.stringify(options.db)}`);
+  return {
+    kind: 'standalone',
+    ...hostPortOf(options, 'redis { host, port, db }'),
+    db: db as number,
+  };
+}
+
 /**
- * The target described by the `redis` option: `host:port,…` cluster seeds, a
- * `redis://`/`rediss://` URL of a standalone Redis, or an ioredis client whose
- * connection settings are copied (the client itself is neither used nor closed).
- * `connection` (the `username`, `password` and `tls` options) wins over what the URL or
- * the client says; TLS given there turns TLS on for any target.
+ * The target described by the `redis` option: `host:port,…` cluster seeds, or an array
+ * of them in any form ioredis' Cluster takes (`'host:port'`, a port, `{ host, port }`);
+ * a `redis://`/`rediss://` URL or a `{ host, port, db }` object (ioredis' Redis options)
+ * for a standalone Redis; or an ioredis client whose connection settings are copied (the
+ * client itself is neither used nor closed). `connection` (the `username`, `password`
+ * and `tls` options) wins over what the URL or the client says; TLS given there turns
+ * TLS on for any target.
  */
 export function redisTargetOf(redis: unknown, connection: RedisConnection = {}): RedisTarget {
   const withConnection = <T extends RedisTarget>(t: T): T => ({
@@ -201,44 +261,43 @@ export function redisTargetOf(redis: unknown, connection: RedisConnection = {}):
       /^rediss?:\/\//.test(redis) ? parseUrl(redis) : { kind: 'cluster', nodes: parseSeeds(redis) },
     );
   }
-  if (redis instanceof Cluster) {
-    const known = redis.nodes('all').map(nodeOf);
-    const startup = (redis as unknown as { startupNodes: unknown[] }).startupNodes ?? [];
-    const nodes =
-      known.length > 0
-        ? known
-        : startup.map((n) =>
-            typeof n === 'string'
-              ? parseSeeds(n)[0]
-              : typeof n === 'number'
-                ? { host: '127.0.0.1', port: n }
-                : {
-                    host: (n as { host?: string }).host ?? '127.0.0.1',
-                    port: Number((n as { port?: number }).port ?? 6379),
-                  },
-          );
-    if (nodes.length === 0) throw optionError('redis: the Cluster client given has no nodes');
-    const ro = redis.options.redisOptions ?? {};
-    return withConnection({
-      kind: 'cluster',
-      nodes,
-      username: ro.username,
-      password: ro.password,
-      tls: tlsOfClient(ro.tls),
-    });
+  if (Array.isArray(redis)) {
+    if (redis.length === 0) throw optionError('redis must list at least one cluster seed');
+    return withConnection({ kind: 'cluster', nodes: redis.map(seedOf) });
   }
-  if (redis instanceof Redis) {
-    const o = redis.options;
-    return withConnection({
-      kind: 'standalone',
-      ...nodeOf(redis),
-      db: o.db ?? 0,
-      tls: tlsOfClient(o.tls),
-      username: o.username,
-      password: o.password,
-    });
+  if (redis !== null && typeof redis === 'object') {
+    if (isClusterClient(redis)) return withConnection(clusterClientTarget(redis));
+    if (isRedisClient(redis)) {
+      const o = redis.options;
+      return withConnection({
+        kind: 'standalone',
+        ...nodeOf(redis),
+        db: o.db ?? 0,
+        tls: tlsOfClient(o.tls),
+        username: o.username,
+        password: o.password,
+      });
+    }
+    if (!('isCluster' in redis))
+      return withConnection(standaloneOf(redis as Record<string, unknown>));
   }
   throw optionError(
-    'redis must be cluster seeds "host:port,…", a redis:// URL, or an ioredis Cluster/Redis client',
+    'redis must be cluster seeds "host:port,…" (or an array of seeds), a redis:// URL or { host, port }, or an ioredis Cluster/Redis client',
   );
+}
+
+/** The seeds and connection settings of an ioredis Cluster client. */
+function clusterClientTarget(redis: Cluster): RedisTarget {
+  const known = redis.nodes('all').map(nodeOf);
+  const startup = (redis as unknown as { startupNodes: unknown[] }).startupNodes ?? [];
+  const nodes = known.length > 0 ? known : startup.map(seedOf);
+  if (nodes.length === 0) throw optionError('redis: the Cluster client given has no nodes');
+  const ro = redis.options.redisOptions ?? {};
+  return {
+    kind: 'cluster',
+    nodes,
+    username: ro.username,
+    password: ro.password,
+    tls: tlsOfClient(ro.tls),
+  };
 }

@@ -6,19 +6,33 @@
  */
 
 import type { Cluster, Redis } from 'ioredis';
-import { MAX_SHARDS } from '../counters/shard-keys.ts';
-import { HotshieldError } from '../errors.ts';
+import { TIER_DEFAULTS as D } from '../defaults.ts';
+import { HotshieldError, optionError } from '../errors.ts';
+import { MAX_SHARDS } from '../keys/shard-keys.ts';
+import { defaultMaxCounters, L1Error, planLayout } from '../l1/index.ts';
+import type { RefresherConfig } from '../refresher/config.ts';
 import { type RedisTlsOptions, redisTargetOf, redisTlsOf } from '../refresher/redis-target.ts';
-import type { RefresherConfig } from '../refresher/refresher.ts';
+import { parseBytes, parseDuration } from '../units.ts';
 import { CODECS, type CodecName } from './codec.ts';
-import { parseBytes, parseDuration } from './units.ts';
+
+/** One cluster seed, in the forms ioredis' Cluster takes. */
+export type RedisSeed = string | number | { host?: string; port?: number };
 
 type Duration = number | string;
 type Size = number | string;
 
 export interface TierOptions {
-  /** Cluster seeds `host:port,…`, a `redis://` URL, or an ioredis client to copy settings from. */
-  redis: string | Cluster | Redis;
+  /**
+   * Cluster seeds: `host:port,…`, or an array of seeds as ioredis' Cluster takes them
+   * (`'host:port'`, a port, `{ host, port }`). A standalone Redis: a `redis://` URL or
+   * `{ host, port, db }` (ioredis' Redis options). Or an ioredis client to copy settings from.
+   */
+  redis:
+    | string
+    | readonly RedisSeed[]
+    | { host?: string; port?: number; db?: number }
+    | Cluster
+    | Redis;
   /** Redis ACL user and password (`AUTH`); they win over those of a URL or a client. */
   username?: string;
   password?: string;
@@ -92,43 +106,14 @@ export interface TierConfig extends RefresherConfig {
   requestTimeoutMs: number;
 }
 
-const KNOWN = new Set([
-  'redis',
-  'username',
-  'password',
-  'tls',
-  'l1Bytes',
-  'softTtl',
-  'staleTtl',
-  'negativeTtl',
-  'codec',
-  'maxKeyBytes',
-  'maxValueBytes',
-  'maxThreads',
-  'maxInFlight',
-  'maxWaiting',
-  'requestTimeout',
-  'l2Timeout',
-  'connectTimeout',
-  'loaderTimeout',
-  'slotsRefreshInterval',
-  'breakerThreshold',
-  'breakerCooldown',
-  'counterShards',
-  'maxCounters',
-  'flushInterval',
-  'counterMarkTtl',
-]);
-
-function optionError(message: string): HotshieldError {
-  return new HotshieldError('HS_ERR_OPTION', message);
-}
+/** Every option: the connection's, and those with a default (defaults.ts). */
+const KNOWN = new Set(['redis', 'username', 'password', 'tls', ...Object.keys(D)]);
 
 /**
  * Longest duration accepted: Node's timers hold at most 2^31 − 1 ms (about 24.8 days)
  * and turn anything longer into 1 ms; this leaves room for the margins added to it.
  */
-export const MAX_DURATION_MS = 2_000_000_000;
+const MAX_DURATION_MS = 2_000_000_000;
 
 function duration(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -161,7 +146,7 @@ function count(name: string, value: unknown, fallback: number): number {
 }
 
 function shardCount(value: unknown): number {
-  if (value === undefined) return 16;
+  if (value === undefined) return D.counterShards.value;
   if (!Number.isSafeInteger(value) || (value as number) < 1 || (value as number) > MAX_SHARDS)
     throw optionError(
       `counterShards must be an integer from 1 to ${MAX_SHARDS} (got ${JSON.stringify(value)})`,
@@ -190,13 +175,17 @@ export function tierConfigOf(options: TierOptions): TierConfig {
   for (const k of Object.keys(options)) if (!KNOWN.has(k)) throw optionError(`unknown option ${k}`);
   if (options.redis === undefined)
     throw optionError('redis is required: cluster seeds, a redis:// URL or an ioredis client');
-  const codec = options.codec ?? 'msgpack';
+  const codec = options.codec ?? D.codec.value;
   if (!CODECS.includes(codec))
     throw optionError(`codec must be one of ${CODECS.join(', ')} (got ${JSON.stringify(codec)})`);
-  const softTtlMs = duration('softTtl', options.softTtl, 3000);
-  const l2TimeoutMs = duration('l2Timeout', options.l2Timeout, 250);
-  const requestTimeoutMs = duration('requestTimeout', options.requestTimeout, 1000);
-  return Object.freeze({
+  const softTtlMs = duration('softTtl', options.softTtl, D.softTtl.value);
+  const l2TimeoutMs = duration('l2Timeout', options.l2Timeout, D.l2Timeout.value);
+  const requestTimeoutMs = duration(
+    'requestTimeout',
+    options.requestTimeout,
+    D.requestTimeout.value,
+  );
+  const config: TierConfig = Object.freeze({
     tierId: crypto.randomUUID(),
     redis: redisTargetOf(options.redis, {
       username: optionalString('username', options.username),
@@ -204,27 +193,62 @@ export function tierConfigOf(options: TierOptions): TierConfig {
       tls: redisTlsOf(options.tls),
     }),
     codec,
-    l1Bytes: size('l1Bytes', options.l1Bytes, 64 * 1024 * 1024),
-    maxKeyBytes: count('maxKeyBytes', options.maxKeyBytes, 1024),
-    maxValueBytes: size('maxValueBytes', options.maxValueBytes, 1024 * 1024),
-    maxThreads: count('maxThreads', options.maxThreads, 64),
-    maxInFlight: count('maxInFlight', options.maxInFlight, 10_000),
-    maxWaiting: count('maxWaiting', options.maxWaiting, 100_000),
+    l1Bytes: size('l1Bytes', options.l1Bytes, D.l1Bytes.value),
+    maxKeyBytes: count('maxKeyBytes', options.maxKeyBytes, D.maxKeyBytes.value),
+    maxValueBytes: size('maxValueBytes', options.maxValueBytes, D.maxValueBytes.value),
+    maxThreads: count('maxThreads', options.maxThreads, D.maxThreads.value),
+    maxInFlight: count('maxInFlight', options.maxInFlight, D.maxInFlight.value),
+    maxWaiting: count('maxWaiting', options.maxWaiting, D.maxWaiting.value),
     softTtlMs,
-    staleTtlMs: duration('staleTtl', options.staleTtl, 30_000, 0),
-    negativeTtlMs: duration('negativeTtl', options.negativeTtl, 1000, 0),
+    staleTtlMs: duration('staleTtl', options.staleTtl, D.staleTtl.value, 0),
+    negativeTtlMs: duration('negativeTtl', options.negativeTtl, D.negativeTtl.value, 0),
     requestTimeoutMs,
     l2TimeoutMs,
-    connectTimeoutMs: duration('connectTimeout', options.connectTimeout, 1000),
-    loaderTimeoutMs: duration('loaderTimeout', options.loaderTimeout, 5000),
-    slotsRefreshIntervalMs: duration('slotsRefreshInterval', options.slotsRefreshInterval, 2000),
-    breakerThreshold: count('breakerThreshold', options.breakerThreshold, 5),
-    breakerCooldownMs: duration('breakerCooldown', options.breakerCooldown, 1000),
+    connectTimeoutMs: duration('connectTimeout', options.connectTimeout, D.connectTimeout.value),
+    loaderTimeoutMs: duration('loaderTimeout', options.loaderTimeout, D.loaderTimeout.value),
+    slotsRefreshIntervalMs: duration(
+      'slotsRefreshInterval',
+      options.slotsRefreshInterval,
+      D.slotsRefreshInterval.value,
+    ),
+    breakerThreshold: count('breakerThreshold', options.breakerThreshold, D.breakerThreshold.value),
+    breakerCooldownMs: duration(
+      'breakerCooldown',
+      options.breakerCooldown,
+      D.breakerCooldown.value,
+    ),
     counterShards: shardCount(options.counterShards),
     maxCounters: counterCells(options.maxCounters),
-    flushIntervalMs: duration('flushInterval', options.flushInterval, 100, 10),
-    counterMarkTtlMs: duration('counterMarkTtl', options.counterMarkTtl, 86_400_000, 60_000),
+    flushIntervalMs: duration('flushInterval', options.flushInterval, D.flushInterval.value, 10),
+    counterMarkTtlMs: duration(
+      'counterMarkTtl',
+      options.counterMarkTtl,
+      D.counterMarkTtl.value,
+      60_000,
+    ),
   });
+  checkL1Sizing(config);
+  return config;
+}
+
+/**
+ * The L1 sizing rules (the largest value must fit the main ring four times, counters must
+ * leave room for entries…), checked here without allocating: a gateway finds a bad
+ * combination of flags before it forks anything, and the message names the options.
+ */
+function checkL1Sizing(c: TierConfig): void {
+  try {
+    planLayout({
+      bytes: c.l1Bytes,
+      maxKeyBytes: c.maxKeyBytes,
+      maxValueBytes: c.maxValueBytes,
+      maxThreads: c.maxThreads,
+      maxCounters: c.maxCounters ?? defaultMaxCounters(c.l1Bytes),
+    });
+  } catch (error) {
+    if (!(error instanceof L1Error)) throw error;
+    throw new HotshieldError('HS_ERR_OPTION', error.message, { cause: error });
+  }
 }
 
 /** A per-call duration option (`ttl`, `timeout`), validated like the tier's. */

@@ -8,11 +8,17 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createL1, L1Table, L1Writer, releaseThread } from '../../src/l1/index.ts';
 import { H, HEADER_BYTES, R, REGISTRY_LINE_WORDS } from '../../src/l1/layout.ts';
-import { flushCounters } from '../fixtures/l1-flush.ts';
-import { checkValue, makeValue } from '../fixtures/self-verifying.ts';
-import { CTL, newControl, nextMessage, startWorker, waitStarted } from '../fixtures/threads.ts';
+import { flushCounters } from '../fixtures/l1/l1-flush.ts';
+import { checkValue, makeValue } from '../fixtures/l1/self-verifying.ts';
+import {
+  CTL,
+  newControl,
+  nextMessage,
+  startWorker,
+  waitStarted,
+} from '../fixtures/workers/threads.ts';
 
-const WORKER = '../fixtures/l1-worker.ts';
+const WORKER = new URL('../fixtures/workers/l1-worker.ts', import.meta.url);
 const TORTURE_MS = Number(process.env.HS_TORTURE_MS ?? 3000);
 
 interface ReaderReport {

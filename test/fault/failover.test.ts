@@ -10,18 +10,18 @@
  * (SIGSTOP) instead of killed, woken up (SIGCONT) after its replica took over. Each test
  * puts the cluster back in its launched roles for the next.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { adminClient, failBack, roleOf, until } from '../fixtures/fault-env.ts';
-import { report, select, tally } from '../fixtures/fault-load.ts';
+import { adminClient, failBack, roleOf, until } from '../fixtures/fault/fault-env.ts';
+import { report, select, tally } from '../fixtures/fault/fault-load.ts';
 import {
   FAULT_TIMING,
   faultGatewayArgs,
   type Outcome,
   span,
   startScenario,
-} from '../fixtures/fault-scenario.ts';
-import { sleep } from '../fixtures/own-cluster.ts';
+} from '../fixtures/fault/fault-scenario.ts';
 
 const {
   requestTimeoutMs: REQUEST_TIMEOUT_MS,

@@ -1,5 +1,5 @@
 /**
- * Fault suite, hostile input: a gateway over a fake Redis node (test/fixtures/fake-redis.ts)
+ * Fault suite, hostile input: a gateway over a fake Redis node (test/fixtures/redis/fake-redis.ts)
  * that answers with garbage, huge or malicious replies: errors, not crashes.
  *
  * For each hostile reply, in standalone (`--redis redis://…`) and cluster mode (`--redis
@@ -9,17 +9,17 @@
  * dies; once the fake behaves again (its connections reset) the gateway serves from it
  * within seconds; memory stays bounded. Cluster mode also gets hostile slot maps.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type FakeRedis, resp, type Script, startFakeRedis } from '../fixtures/fake-redis.ts';
-import { freePort, type GatewayChild, startGateway } from '../fixtures/gateway-process.ts';
-import { errorCode, type Reply, request } from '../fixtures/http.ts';
+import { freePort, type GatewayChild, startGateway } from '../fixtures/gateway/gateway-process.ts';
+import { errorCode, type Reply, request } from '../fixtures/gateway/http.ts';
 import { alive, rssMiB } from '../fixtures/proc.ts';
+import { type FakeRedis, resp, type Script, startFakeRedis } from '../fixtures/redis/fake-redis.ts';
 
 const REQUEST_TIMEOUT_MS = 500;
 /** How late a reply may be on a busy shared machine, on top of the request timeout. */
 const SLACK_MS = 4000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Probe {
   what: string;

@@ -12,15 +12,16 @@
  *   answered with its usual status, every increment it answered (200 or 202) is flushed
  *   before it exits, and it exits 0.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseConfig } from '../../src/cli/config.ts';
-import { shardKeysFor } from '../../src/counters/shard-keys.ts';
 import { startGatewayProcess } from '../../src/gateway/process.ts';
-import { startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, request } from '../fixtures/http.ts';
-import { sleep, useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { shardKeysFor } from '../../src/keys/shard-keys.ts';
+import { startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, request } from '../fixtures/gateway/http.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const cluster = useOwnCluster();
 

@@ -23,11 +23,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { halfSipHash } from '../../src/l1/hash.ts';
 import { encodeKey, keyScratch } from '../../src/l1/key-bytes.ts';
 import { MAX_PROBE, planLayout } from '../../src/l1/layout.ts';
-import { type GatewayChild, startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
+import { type GatewayChild, startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, request } from '../fixtures/gateway/http.ts';
 import { cpuMs } from '../fixtures/proc.ts';
-import { nodeClient } from '../fixtures/redis-clients.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { nodeClient } from '../fixtures/redis/redis-clients.ts';
 
 const L1_BYTES = 4 * 1024 * 1024;
 const MAX_VALUE_BYTES = 16 * 1024;

@@ -1,6 +1,6 @@
 /**
  * Fault suite, hostile input: fast-check fuzzing of the gateway's HTTP surface over raw
- * sockets (test/fixtures/hostile-http.ts has the arbitraries and the README model).
+ * sockets (test/fixtures/fault/hostile-http.ts has the arbitraries and the README model).
  *
  * Every request must get a well-formed HTTP/1.1 reply with a status the README documents
  * for its route and method (or nothing, for a request deliberately left incomplete);
@@ -15,7 +15,6 @@
 import fc from 'fast-check';
 import { Cluster } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GatewayChild, startGatewayOn } from '../fixtures/gateway-process.ts';
 import {
   type HttpCase,
   httpCase,
@@ -25,10 +24,10 @@ import {
   render,
   SENTINELS,
   TOKEN,
-} from '../fixtures/hostile-http.ts';
-import { request } from '../fixtures/http.ts';
-import { expected } from '../fixtures/http-model.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
+} from '../fixtures/fault/hostile-http.ts';
+import { expected } from '../fixtures/fault/http-model.ts';
+import { type GatewayChild, startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { request } from '../fixtures/gateway/http.ts';
 import {
   closesAfter,
   type Exchange,
@@ -36,7 +35,8 @@ import {
   headerOf,
   preview,
   type RawResponse,
-} from '../fixtures/raw-http.ts';
+} from '../fixtures/gateway/raw-http.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 
 /** Sized so the file stays well under a minute on 2 busy cores (~5 s idle). */
 const SEED = Number(process.env.FUZZ_SEED ?? 0x7a11);

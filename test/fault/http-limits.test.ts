@@ -10,12 +10,14 @@
  * a limit fires near its value, not 30 s late (Node checks them every
  * connectionsCheckingInterval, 30 s by default: the gateway sets 1 s).
  */
+
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type GatewayChild, startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, request } from '../fixtures/http.ts';
+import { type GatewayChild, startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, request } from '../fixtures/gateway/http.ts';
 import { rssMiB } from '../fixtures/proc.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const TOKEN = 'limits-token-0123456789';
 const seeds = inject('redisSeeds');
@@ -36,8 +38,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await gw?.stop();
 });
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Attacker {
   /** Resolves when the server closed the connection: after how long, and what it said. */

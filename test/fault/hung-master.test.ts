@@ -4,7 +4,9 @@
  * node timeout is long (60 s) so Redis itself never notices: the gateway alone must keep
  * its deadlines. The hung master is the one the gateway flushes its counter to.
  */
+
 import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
 import {
@@ -14,11 +16,15 @@ import {
   sampleRss,
   slotOwners,
   unreadBytesAt,
-} from '../fixtures/fault-env.ts';
-import { report, select, tally } from '../fixtures/fault-load.ts';
-import { FAULT_TIMING, faultGatewayArgs, span, startScenario } from '../fixtures/fault-scenario.ts';
-import { request } from '../fixtures/http.ts';
-import { sleep } from '../fixtures/own-cluster.ts';
+} from '../fixtures/fault/fault-env.ts';
+import { report, select, tally } from '../fixtures/fault/fault-load.ts';
+import {
+  FAULT_TIMING,
+  faultGatewayArgs,
+  span,
+  startScenario,
+} from '../fixtures/fault/fault-scenario.ts';
+import { request } from '../fixtures/gateway/http.ts';
 
 const {
   requestTimeoutMs: REQUEST_TIMEOUT_MS,

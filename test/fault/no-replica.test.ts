@@ -16,12 +16,17 @@
  * The dead master is never the one the gateway flushes its counter to, so the counter's
  * total survives the restart and can be checked exactly.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { clusterStates, until } from '../fixtures/fault-env.ts';
-import { report, type Sample, select, tally } from '../fixtures/fault-load.ts';
-import { FAULT_TIMING, faultGatewayArgs, span, startScenario } from '../fixtures/fault-scenario.ts';
-import { sleep } from '../fixtures/own-cluster.ts';
+import { clusterStates, until } from '../fixtures/fault/fault-env.ts';
+import { report, type Sample, select, tally } from '../fixtures/fault/fault-load.ts';
+import {
+  FAULT_TIMING,
+  faultGatewayArgs,
+  span,
+  startScenario,
+} from '../fixtures/fault/fault-scenario.ts';
 
 const { requestTimeoutMs: REQUEST_TIMEOUT_MS, marginMs: MARGIN_MS } = FAULT_TIMING;
 const NODE_TIMEOUT_MS = 1000;

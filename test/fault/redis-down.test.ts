@@ -7,13 +7,19 @@
  * Soft TTL 200 ms + stale TTL 3 s: cached values are served stale for about 3 s after
  * their last refresh, then nothing is servable and every read is a fast 503.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { gatewayPids, KeyFactory, metric, sampleRss, slotOwners } from '../fixtures/fault-env.ts';
-import { report, select, tally } from '../fixtures/fault-load.ts';
-import { FAULT_TIMING, faultGatewayArgs, startScenario } from '../fixtures/fault-scenario.ts';
-import { request } from '../fixtures/http.ts';
-import { sleep } from '../fixtures/own-cluster.ts';
+import {
+  gatewayPids,
+  KeyFactory,
+  metric,
+  sampleRss,
+  slotOwners,
+} from '../fixtures/fault/fault-env.ts';
+import { report, select, tally } from '../fixtures/fault/fault-load.ts';
+import { FAULT_TIMING, faultGatewayArgs, startScenario } from '../fixtures/fault/fault-scenario.ts';
+import { request } from '../fixtures/gateway/http.ts';
 
 const { requestTimeoutMs: REQUEST_TIMEOUT_MS, marginMs: MARGIN_MS } = FAULT_TIMING;
 const SOFT_TTL_MS = 200;

@@ -1,21 +1,21 @@
 /**
  * Live resharding under load, against a real gateway: one slot moves from one master to
  * another (CLUSTER SETSLOT IMPORTING/MIGRATING, MIGRATE in small batches, SETSLOT NODE:
- * test/fixtures/slot-migration.ts) while the load reads cached keys of that slot (soft
+ * test/fixtures/redis/slot-migration.ts) while the load reads cached keys of that slot (soft
  * TTL 200 ms, so their refreshes meet ASK and MOVED), reads uncached keys of it (each
  * once), and increments a counter whose flush shard and flush mark live in that very
  * slot (two-key scripts meet TRYAGAIN while the keys are split between the nodes).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import calculateSlot from 'cluster-key-slot';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RedisClusterHandle, startRedisCluster } from '../../src/dev/redis-cluster.ts';
-import { adminClient, metric, slotOwners } from '../fixtures/fault-env.ts';
-import { type LoadKey, report, select, tally } from '../fixtures/fault-load.ts';
-import { startScenario } from '../fixtures/fault-scenario.ts';
-import { request } from '../fixtures/http.ts';
-import { sleep } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
-import { migrateSlot } from '../fixtures/slot-migration.ts';
+import { adminClient, metric, slotOwners } from '../fixtures/fault/fault-env.ts';
+import { type LoadKey, report, select, tally } from '../fixtures/fault/fault-load.ts';
+import { startScenario } from '../fixtures/fault/fault-scenario.ts';
+import { request } from '../fixtures/gateway/http.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
+import { migrateSlot } from '../fixtures/redis/slot-migration.ts';
 
 let cluster: RedisClusterHandle;
 beforeAll(async () => {

@@ -1,21 +1,21 @@
 /**
  * Redis AUTH and ACL users through the gateway (issue 7, security): `hotshield` over a
- * password-protected cluster (test/fixtures/auth-cluster.ts), with the password from
+ * password-protected cluster (test/fixtures/redis/auth-cluster.ts), with the password from
  * HOTSHIELD_REDIS_PASSWORD or the --redis-username/--redis-password flags. With the right
  * credentials values and counters work; with a wrong password it listens, answers 503
  * and drains; the passwords show nowhere: all of stdout and stderr, /metrics, /readyz,
  * reply headers and bodies.
  */
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway/gateway-capture.ts';
+import { errorCode, type Reply, request } from '../fixtures/gateway/http.ts';
 import {
   PASSWORD,
   secretsIn,
   USER_PASSWORD,
   useAuthCluster,
   WRONG_PASSWORD,
-} from '../fixtures/auth-cluster.ts';
-import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway-capture.ts';
-import { errorCode, type Reply, request } from '../fixtures/http.ts';
+} from '../fixtures/redis/auth-cluster.ts';
 
 const auth = useAuthCluster();
 

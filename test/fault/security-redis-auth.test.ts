@@ -1,7 +1,7 @@
 /**
  * Redis AUTH and ACL users through the embedded tier (issue 7, security), against a
  * 3-master cluster of the file's own with `requirepass` and ACL users on every node
- * (test/fixtures/auth-cluster.ts). The right credentials work; a wrong password, no
+ * (test/fixtures/redis/auth-cluster.ts). The right credentials work; a wrong password, no
  * password or too few permissions give typed errors and no crash; no error message
  * holds a password.
  */
@@ -14,8 +14,8 @@ import {
   USER_PASSWORD,
   useAuthCluster,
   WRONG_PASSWORD,
-} from '../fixtures/auth-cluster.ts';
-import { timed } from '../fixtures/own-cluster.ts';
+} from '../fixtures/redis/auth-cluster.ts';
+import { timed } from '../fixtures/timing.ts';
 
 const auth = useAuthCluster();
 

@@ -2,7 +2,7 @@
  * TLS to Redis (issue 7, security): a 3-master Redis Cluster whose nodes listen on TLS
  * only, with the cluster bus and replication over TLS too, `requirepass`, and client
  * certificates required (`tls-auth-clients yes`, Redis's default), started by
- * test/fixtures/tls-redis.ts with a private CA; plus one standalone TLS node for
+ * test/fixtures/redis/tls-redis.ts with a private CA; plus one standalone TLS node for
  * `rediss://`. The tier's `tls` option and the gateway's --redis-ca/--redis-cert/
  * --redis-key reach every node; a wrong CA, a missing client certificate, a name the
  * certificate does not hold or plain TCP give typed errors, never a crash; neither the
@@ -10,10 +10,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createTier, type Tier, type TierOptions } from '../../src/index.ts';
-import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway-capture.ts';
-import { request } from '../fixtures/http.ts';
-import { timed } from '../fixtures/own-cluster.ts';
-import { redisSupportsTls, startTlsRedis, type TlsRedis } from '../fixtures/tls-redis.ts';
+import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway/gateway-capture.ts';
+import { request } from '../fixtures/gateway/http.ts';
+import { redisSupportsTls, startTlsRedis, type TlsRedis } from '../fixtures/redis/tls-redis.ts';
+import { timed } from '../fixtures/timing.ts';
 
 const PASSWORD = 'tls-cluster-s3cret';
 const TLS = redisSupportsTls();

@@ -14,8 +14,8 @@
  */
 import os from 'node:os';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway-capture.ts';
-import { errorCode, type Reply, request } from '../fixtures/http.ts';
+import { type CapturedGateway, startCapturedGateway } from '../fixtures/gateway/gateway-capture.ts';
+import { errorCode, type Reply, request } from '../fixtures/gateway/http.ts';
 
 const TOKEN = 'security-T0ken-0123456789abcdef';
 const OUTSIDE = Object.values(os.networkInterfaces())

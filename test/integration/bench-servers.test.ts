@@ -8,12 +8,12 @@
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { commandCalls } from '../fixtures/commandstats.ts';
-import { freePort } from '../fixtures/gateway-process.ts';
-import { agent, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
+import { freePort } from '../fixtures/gateway/gateway-process.ts';
+import { agent, request } from '../fixtures/gateway/http.ts';
 import { spawnGroup } from '../fixtures/proc.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { commandCalls } from '../fixtures/redis/commandstats.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const L2_ONLY = fileURLToPath(new URL('../../bench/fixtures/l2-only-server.ts', import.meta.url));
 const CLASSIC = fileURLToPath(new URL('../../bench/fixtures/classic-server.ts', import.meta.url));

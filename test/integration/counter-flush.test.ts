@@ -1,16 +1,17 @@
 /**
- * The idempotent counter flush (L2Client.flushShard) against a real cluster: a flush is
+ * The idempotent counter flush (L2Client.flushMany) against a real cluster: a flush is
  * applied at most once per (writer, seq), whatever retries and re-sends happen, and its
  * bookkeeping stays in the shard's slot with a bounded lifetime. Shard keys land on every
  * master.
  */
 import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { flushMarkKeyOf, shardKeysFor } from '../../src/counters/shard-keys.ts';
-import type { HotshieldError } from '../../src/errors.ts';
+import { HotshieldError } from '../../src/errors.ts';
+import { flushMarkKeyOf, shardKeysFor } from '../../src/keys/shard-keys.ts';
+import type { ShardFlush } from '../../src/refresher/counter-scripts.ts';
 import { L2Client } from '../../src/refresher/l2-client.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const cluster = useOwnCluster();
 
@@ -19,6 +20,13 @@ async function client(): Promise<L2Client> {
   onTestFinished(() => l2.close());
   await l2.ready(10_000);
   return l2;
+}
+
+/** One flush, sent alone: true if applied, false if a duplicate; a failure throws. */
+async function flushOne(l2: L2Client, flush: ShardFlush, markTtlMs: number): Promise<boolean> {
+  const [applied] = await l2.flushMany([flush], markTtlMs);
+  if (applied instanceof HotshieldError) throw applied;
+  return applied;
 }
 
 describe('counter shards on a live cluster', () => {
@@ -37,7 +45,7 @@ describe('counter shards on a live cluster', () => {
     const [shard] = shardKeysFor('c:once', 1);
     const a = flushMarkKeyOf(shard, 'gw-a');
     const flush = (markKey: string, seq: bigint, delta: bigint) =>
-      l2.flushShard({ shardKey: shard, markKey, seq, delta }, 60_000);
+      flushOne(l2, { shardKey: shard, markKey, seq, delta }, 60_000);
     expect(await flush(a, 1n, 5n)).toBe(true);
     // The reply was lost and the flusher (or ioredis) sends it again: no double count.
     expect(await flush(a, 1n, 5n)).toBe(false);
@@ -61,12 +69,12 @@ describe('counter shards on a live cluster', () => {
     const l2 = await client();
     const [shard] = shardKeysFor('c:renew', 1);
     const flush = { shardKey: shard, markKey: flushMarkKeyOf(shard, 'gw-r'), seq: 1n, delta: 5n };
-    expect(await l2.flushShard(flush, 600)).toBe(true);
+    expect(await flushOne(l2, flush, 600)).toBe(true);
     // Its replies are lost, so the flusher re-sends it, every 400 ms here, for 1.2 s in
     // all: twice the mark's TTL. Every re-send is a duplicate that renews the mark.
     for (let i = 0; i < 3; i++) {
       await new Promise((r) => setTimeout(r, 400));
-      expect(await l2.flushShard(flush, 600)).toBe(false);
+      expect(await flushOne(l2, flush, 600)).toBe(false);
     }
     expect(await clusterClient(cluster.seeds).get(shard)).toBe('5');
   });
@@ -77,7 +85,7 @@ describe('counter shards on a live cluster', () => {
     const markKey = flushMarkKeyOf(shard, 'gw-x');
     const outcomes = await Promise.all(
       Array.from({ length: 40 }, (_, i) =>
-        clients[i % 4].flushShard({ shardKey: shard, markKey, seq: 1n, delta: 10n }, 60_000),
+        flushOne(clients[i % 4], { shardKey: shard, markKey, seq: 1n, delta: 10n }, 60_000),
       ),
     );
     expect(outcomes.filter((applied) => applied)).toHaveLength(1);

@@ -7,18 +7,20 @@
  * in the L1 as it would leave it) and the public L1 / channel APIs. (The lost-reply
  * mark renewal is tested at the script level in counter-flush.test.ts.)
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel, type Worker } from 'node:worker_threads';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import { shardKeysFor } from '../../src/counters/shard-keys.ts';
 import { createTier, type Tier, type TierOptions } from '../../src/index.ts';
+import { shardKeysFor } from '../../src/keys/shard-keys.ts';
 import { halfSipHash } from '../../src/l1/hash.ts';
 import { createL1, L1Table, L1Writer, releaseThread } from '../../src/l1/index.ts';
 import { keyBytesOf } from '../../src/l1/key-bytes.ts';
 import { C, COUNTER_CELL_BYTES, COUNTER_STATE, H, readLayout } from '../../src/l1/layout.ts';
 import { clientChannel, controlChannel } from '../../src/refresher/protocol.ts';
-import { sleep, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
-import { nextMessage, startWorker } from '../fixtures/threads.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
+import { timed } from '../fixtures/timing.ts';
+import { nextMessage, startWorker } from '../fixtures/workers/threads.ts';
 
 const cluster = useOwnCluster();
 const SHARDS = 16;
@@ -46,7 +48,7 @@ async function until(what: string, done: () => boolean | Promise<boolean>, ms = 
 }
 
 function reviewWorker(data: Record<string, unknown>): Worker {
-  return startWorker('./counter-race-worker.ts', data);
+  return startWorker(new URL('../fixtures/workers/counter-race-worker.ts', import.meta.url), data);
 }
 
 /**

@@ -5,12 +5,12 @@
  * (Faults — lost replies, a killed refresher, hung masters — are in counter-faults.)
  */
 import { describe, expect, it } from 'vitest';
-import { shardKeysFor } from '../../src/counters/shard-keys.ts';
 import type { HotshieldError } from '../../src/index.ts';
-import { commandCalls } from '../fixtures/commandstats.ts';
-import { runCounterThreads } from '../fixtures/counter-threads.ts';
-import { tierMaker, useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { shardKeysFor } from '../../src/keys/shard-keys.ts';
+import { commandCalls } from '../fixtures/redis/commandstats.ts';
+import { tierMaker, useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
+import { runCounterThreads } from '../fixtures/workers/counter-threads.ts';
 
 const cluster = useOwnCluster();
 const makeTier = tierMaker(cluster);

@@ -6,7 +6,7 @@
  */
 import { expect, it } from 'vitest';
 import { runExample, seedKeys } from '../../examples/piscina/main.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 
 const cluster = useOwnCluster();
 

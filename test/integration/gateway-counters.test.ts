@@ -5,11 +5,11 @@
  * is refused and counts nothing.
  */
 import { describe, expect, it } from 'vitest';
-import { shardKeysFor } from '../../src/counters/shard-keys.ts';
-import { startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, errorCode, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { shardKeysFor } from '../../src/keys/shard-keys.ts';
+import { startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, errorCode, request } from '../fixtures/gateway/http.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const cluster = useOwnCluster();
 const TOKEN = 'counter-token-0123456789';

@@ -3,21 +3,22 @@
  * an HTTP thread, body limits hold for chunked bodies, internal keys stay unreachable
  * however they are encoded, and no message echoes a Redis password.
  */
+
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { ConfigError, parseConfig } from '../../src/cli/config.ts';
 import { redactRedis } from '../../src/cli/supervisor.ts';
 import { type GatewayProcess, startGatewayProcess } from '../../src/gateway/process.ts';
-import { errorCode, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { errorCode, request } from '../fixtures/gateway/http.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const TOKEN = 'review-token-0123456789';
 const cluster = useOwnCluster();
 let gw: GatewayProcess;
 let base: string;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 beforeAll(async () => {
   const parsed = parseConfig(

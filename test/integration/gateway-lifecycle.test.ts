@@ -3,19 +3,19 @@
  * without losing in-flight requests, Redis failing gives fast 503s, and `hotshield`
  * with no configuration brings its own Redis Cluster and takes it away again.
  */
+
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { parseConfig } from '../../src/cli/config.ts';
 import { startGatewayProcess } from '../../src/gateway/process.ts';
-import { freePort, startGateway, startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { freePort, startGateway, startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, request } from '../fixtures/gateway/http.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const cluster = useOwnCluster();
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function portOpen(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -3,13 +3,15 @@
  * file's own (the tests count Redis GETs): routes, statuses, headers, bad input, auth,
  * coalescing across HTTP threads, and a graceful drain.
  */
+
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { commandCalls } from '../fixtures/commandstats.ts';
-import { type GatewayChild, startGatewayOn } from '../fixtures/gateway-process.ts';
-import { agent, errorCode, request } from '../fixtures/http.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { type GatewayChild, startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
+import { agent, errorCode, request } from '../fixtures/gateway/http.ts';
+import { commandCalls } from '../fixtures/redis/commandstats.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const TOKEN = 'test-token-0123456789';
 const cluster = useOwnCluster();
@@ -43,7 +45,6 @@ afterAll(async () => {
 const auth = { authorization: `Bearer ${TOKEN}` };
 const kv = (key: string) => `${gw.url}/v1/kv/${key}`;
 const gets = () => commandCalls(cluster.seeds, 'get');
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('reads', () => {
   it('10,000 concurrent requests for one uncached key cost exactly one Redis GET across the HTTP threads', async () => {

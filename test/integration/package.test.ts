@@ -114,18 +114,22 @@ afterAll(async () => {
 });
 
 describe('the packed package', () => {
-  it('holds the built JS and its types, the refresher worker among them, and no tests or benches', async () => {
+  it('holds the built JS and its types, the thread entries of workers/ among them, and no sources, tests or benches', async () => {
     const { stdout } = await run('tar', ['tzf', tarball]);
     const files = stdout.split('\n').filter(Boolean);
     expect(files).toContain('package/package.json');
-    expect(files).toContain('package/dist/index.js');
-    expect(files).toContain('package/dist/index.d.ts');
-    expect(files).toContain('package/dist/l1/index.js');
-    expect(files).toContain('package/dist/l1/index.d.ts');
-    expect(files).toContain('package/dist/refresher/worker.js');
-    expect(files).toContain('package/dist/gateway/http-thread.js');
-    expect(files).toContain('package/dist/cli/main.js');
-    expect(files.filter((f) => /^package\/(test|bench|node_modules)\//.test(f))).toEqual([]);
+    expect(files).toContain('package/dist/src/index.js');
+    expect(files).toContain('package/dist/src/index.d.ts');
+    expect(files).toContain('package/dist/src/l1/index.js');
+    expect(files).toContain('package/dist/src/l1/index.d.ts');
+    // Every thread entry the product starts, built next to dist/src/ as workerFile() expects.
+    expect(files).toContain('package/dist/workers/refresher.js');
+    expect(files).toContain('package/dist/workers/http-thread.js');
+    expect(files).toContain('package/dist/src/cli/main.js');
+    expect(files).toContain('package/bin/hotshield.js');
+    expect(
+      files.filter((f) => /^package\/(src|workers|test|bench|node_modules)\//.test(f)),
+    ).toEqual([]);
   });
 
   it('works from an installed copy: a worker thread attaches to the tier and reads what the main thread set', async () => {

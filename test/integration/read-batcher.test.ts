@@ -7,9 +7,9 @@ import calculateSlot from 'cluster-key-slot';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { L2Client } from '../../src/refresher/l2-client.ts';
 import { ReadBatcher } from '../../src/refresher/read-batcher.ts';
-import { commandCalls } from '../fixtures/commandstats.ts';
-import { useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { commandCalls } from '../fixtures/redis/commandstats.ts';
+import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 
 const totalGets = (seeds: string) => commandCalls(seeds, 'get');
 
@@ -20,20 +20,21 @@ async function readPath() {
   const l2 = new L2Client({ redis: seeds });
   onTestFinished(() => l2.close());
   await l2.ready(10_000);
-  const batcher = new ReadBatcher(l2);
-  return { seeds, batcher, read: (key: string) => batcher.read(key) };
+  const sent = { batches: 0 };
+  const batcher = new ReadBatcher(l2, 512, () => sent.batches++);
+  return { seeds, sent, read: (key: string) => batcher.read(key) };
 }
 
 describe('read batcher → L2', () => {
   it('a burst of distinct keys in one turn goes out in batches of at most 512, one GET per key', async () => {
-    const { seeds, batcher, read } = await readPath();
+    const { seeds, sent, read } = await readPath();
     const writer = clusterClient(seeds);
     const keys = Array.from({ length: 1000 }, (_, i) => `rp:burst:${i}`);
     await Promise.all(keys.map((k) => writer.set(k, k)));
     const before = await totalGets(seeds);
     const results = await Promise.all(keys.map(read));
     expect((await totalGets(seeds)) - before).toBe(1000);
-    expect(batcher.batches).toBe(Math.ceil(1000 / 512));
+    expect(sent.batches).toBe(Math.ceil(1000 / 512));
     for (let i = 0; i < keys.length; i++) expect(results[i]?.toString()).toBe(keys[i]);
   });
 

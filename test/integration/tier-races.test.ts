@@ -4,13 +4,15 @@
  * run, a respawn during a load, a closed lessee), error reporting next to a loader,
  * oversized timeouts and malformed asks. A cluster of its own.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { attachTier } from '../../src/index.ts';
 import { clientChannel, controlChannel } from '../../src/refresher/protocol.ts';
-import { refresherPoolOf } from '../../src/tier/create.ts';
-import { sleep, tierMaker, timed, useOwnCluster } from '../fixtures/own-cluster.ts';
-import { clusterClient } from '../fixtures/redis-clients.ts';
+import { refresherThreadsOf } from '../../src/tier/create.ts';
+import { tierMaker, useOwnCluster } from '../fixtures/redis/own-cluster.ts';
+import { clusterClient } from '../fixtures/redis/redis-clients.ts';
+import { timed } from '../fixtures/timing.ts';
 
 const cluster = useOwnCluster();
 
@@ -109,11 +111,11 @@ describe('lost wake-ups', () => {
 
   it('a respawned refresher does not lose the store of a loader that was running at its hello', async () => {
     const tier = await tierFor({ requestTimeout: '4s', loaderTimeout: '3s' });
-    const pool = refresherPoolOf(tier);
+    const threads = () => refresherThreadsOf(tier);
     const r = await timed(
       tier.get('r:hello-while-loading', {
         loader: async () => {
-          await pool?.threads[0]?.terminate();
+          await threads()[0]?.terminate();
           // Still loading when the successor says hello.
           for (let i = 0; i < 300 && tier.stats().refresher.generation < 2; i++) await sleep(10);
           await sleep(100);

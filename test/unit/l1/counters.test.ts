@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { type L1Error, MAX_COUNTER_NAME_BYTES } from '../../../src/l1/index.ts';
-import { l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
-import { flushCounters } from '../../fixtures/l1-flush.ts';
+import { l1ErrorCode, makeL1 } from '../../fixtures/l1/l1.ts';
+import { flushCounters } from '../../fixtures/l1/l1-flush.ts';
 
 describe('L1 counters', () => {
   it('adds, reports pending, and flushes to zero per name', () => {

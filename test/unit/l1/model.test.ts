@@ -6,8 +6,8 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { L1Table, L1Writer } from '../../../src/l1/index.ts';
-import { makeL1 } from '../../fixtures/l1.ts';
-import { flushCounters } from '../../fixtures/l1-flush.ts';
+import { makeL1 } from '../../fixtures/l1/l1.ts';
+import { flushCounters } from '../../fixtures/l1/l1-flush.ts';
 
 interface Model {
   values: Map<string, { value: Buffer; flags: number }>;

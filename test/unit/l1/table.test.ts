@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { createL1, L1Table, L1Writer, releaseThread } from '../../../src/l1/index.ts';
-import { bytes, FOREVER, l1ErrorCode, makeL1 } from '../../fixtures/l1.ts';
+import { bytes, FOREVER, l1ErrorCode, makeL1 } from '../../fixtures/l1/l1.ts';
 
 describe('L1 get/set', () => {
   it('returns a copy of what was set, with metadata', () => {

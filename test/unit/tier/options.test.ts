@@ -2,7 +2,7 @@ import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../../src/errors.ts';
 import { tierConfigOf } from '../../../src/tier/options.ts';
-import { parseBytes, parseDuration } from '../../../src/tier/units.ts';
+import { parseBytes, parseDuration } from '../../../src/units.ts';
 
 const SEEDS = '127.0.0.1:7000,127.0.0.1:7001';
 

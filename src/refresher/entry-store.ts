@@ -1,0 +1,62 @@
+/**
+ * How the refresher writes L1 entries (it is their only writer): a value is fresh for
+ * softTtl, then served stale until softTtl + staleTtl, both capped by the value's own
+ * Redis TTL when it has one; an absent key is a short negative entry (negativeTtl). A
+ * value L1 cannot take (too large, no room now) is counted and served uncached.
+ */
+
+import type { L1Writer } from '../l1/index.ts';
+import type { Control } from './control.ts';
+
+export interface EntryTtls {
+  softTtlMs: number;
+  staleTtlMs: number;
+  negativeTtlMs: number;
+}
+
+export class EntryStore {
+  readonly #writer: L1Writer;
+  readonly #control: Control;
+  readonly #ttls: EntryTtls;
+
+  constructor(writer: L1Writer, control: Control, ttls: EntryTtls) {
+    this.#writer = writer;
+    this.#control = control;
+    this.#ttls = ttls;
+  }
+
+  /** Store a value (with its Redis TTL, 0: none); false if L1 refused it. */
+  store(key: string, value: Uint8Array, flags: number, ttlMs: number): boolean {
+    const { softTtlMs, staleTtlMs } = this.#ttls;
+    const soft = ttlMs > 0 ? Math.min(softTtlMs, ttlMs) : softTtlMs;
+    const hard = ttlMs > 0 ? Math.min(softTtlMs + staleTtlMs, ttlMs) : softTtlMs + staleTtlMs;
+    return this.#put(key, value, { softTtlMs: soft, hardTtlMs: hard, flags });
+  }
+
+  /** Remember that `key` has no value (`flags`: FLAG_ABSENT, and FLAG_GONE if a loader said so). */
+  storeNegative(key: string, flags: number): void {
+    const ttl = this.#ttls.negativeTtlMs;
+    if (ttl === 0) return;
+    if (this.#put(key, new Uint8Array(0), { softTtlMs: ttl, hardTtlMs: ttl, flags }))
+      this.#control.add('negativeStores');
+  }
+
+  delete(key: string): void {
+    this.#writer.delete(key);
+  }
+
+  #put(
+    key: string,
+    value: Uint8Array,
+    options: { softTtlMs: number; hardTtlMs: number; flags: number },
+  ): boolean {
+    let version = 0;
+    try {
+      version = this.#writer.set(key, value, options);
+    } catch {
+      // Too large for L1 (or a key L1 cannot hold): served uncached, counted below.
+    }
+    if (version === 0) this.#control.add('l1Refused');
+    return version !== 0;
+  }
+}

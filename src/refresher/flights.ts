@@ -1,0 +1,332 @@
+/**
+ * The refresher's flights: one per key at a time, the process-wide singleflight, and
+ * what happens to it. An ask for a key in flight joins it; a new key beyond
+ * `maxInFlight` is refused with HS_ERR_QUEUE_FULL.
+ *
+ * - Reads go through the ReadBatcher (one pipeline per master per event-loop turn); a
+ *   counter's total through the counter flusher. A landed value is written into L1
+ *   (entry-store.ts), then one `done` wakes every asker.
+ * - Read-through: when Redis has no value (or cannot be reached) and some asker has a
+ *   loader, the first such asker gets a lease and runs it; everybody else keeps waiting
+ *   for the lessee's `store`, which is written to Redis and L1 like a set. A lessee that
+ *   never answers loses its lease after loaderTimeout (plus a margin for messaging).
+ * - Writes (set/delete) go to Redis first, then L1, then are acknowledged. A write that
+ *   arrives while a read of the same key is in flight marks that flight superseded: its
+ *   result is still handed to its waiters (it was a valid read) but not stored over the
+ *   write.
+ */
+
+import { HotshieldError } from '../errors.ts';
+import { counterOfTotalKey } from '../keys/reserved-keys.ts';
+import type { L1Table } from '../l1/index.ts';
+import type { ClientChannels } from './client-channels.ts';
+import type { RefresherConfig } from './config.ts';
+import type { Control } from './control.ts';
+import type { CounterFlusher } from './counter-flusher.ts';
+import type { EntryStore } from './entry-store.ts';
+import type { L2Client, L2Read } from './l2-client.ts';
+import { type Ask, CODEC_ID, FLAG_ABSENT, FLAG_GONE, type Reply } from './protocol.ts';
+import type { ReadBatcher } from './read-batcher.ts';
+
+interface Flight {
+  readonly key: string;
+  /** Askers that have a loader, in arrival order; the first gets the lease. */
+  readonly loaders: string[];
+  /** Every client that asked (with or without a loader): each gets the outcome. */
+  readonly askers: Set<string>;
+  lessee?: string;
+  leaseTimer?: NodeJS.Timeout;
+  /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
+  why?: HotshieldError;
+  superseded: boolean;
+}
+
+/** How much longer than loaderTimeout the refresher waits for a lessee's answer. */
+const LEASE_MARGIN_MS = 1000;
+
+/** What the flights work with: the refresher's L1 views, Redis, and the clients' channels. */
+export interface FlightDeps {
+  readonly config: RefresherConfig;
+  readonly control: Control;
+  /** To see whether another ask refreshed a key a moment ago. */
+  readonly table: L1Table;
+  readonly entries: EntryStore;
+  readonly l2: L2Client;
+  readonly batcher: ReadBatcher;
+  readonly counters: CounterFlusher;
+  readonly clients: ClientChannels;
+}
+
+export class Flights {
+  readonly #config: RefresherConfig;
+  readonly #control: Control;
+  readonly #table: L1Table;
+  readonly #entries: EntryStore;
+  readonly #l2: L2Client;
+  readonly #batcher: ReadBatcher;
+  readonly #counters: CounterFlusher;
+  readonly #clients: ClientChannels;
+  readonly #flights = new Map<string, Flight>();
+  #closed = false;
+
+  constructor(deps: FlightDeps) {
+    this.#config = deps.config;
+    this.#control = deps.control;
+    this.#table = deps.table;
+    this.#entries = deps.entries;
+    this.#l2 = deps.l2;
+    this.#batcher = deps.batcher;
+    this.#counters = deps.counters;
+    this.#clients = deps.clients;
+  }
+
+  /** Keys being fetched or loaded right now. */
+  get size(): number {
+    return this.#flights.size;
+  }
+
+  /** Drop every flight: nothing in flight is answered any more (the refresher is closing). */
+  close(): void {
+    this.#closed = true;
+    for (const f of this.#flights.values()) clearTimeout(f.leaseTimer);
+    this.#flights.clear();
+  }
+
+  fetch(ask: Extract<Ask, { t: 'fetch' }>): void {
+    const { key, from } = ask;
+    let f = this.#flights.get(key);
+    if (f !== undefined) {
+      this.#control.add('joined');
+      f.askers.add(from);
+      if (ask.load && !f.loaders.includes(from)) f.loaders.push(from);
+      return;
+    }
+    // Another thread's ask refreshed the key a moment ago (asks cross in flight): L1 has
+    // it, fresh, so this one costs no Redis call.
+    const entry = this.#table.get(key);
+    if (
+      entry?.state === 'fresh' &&
+      (!ask.load || (entry.flags & FLAG_ABSENT) === 0 || (entry.flags & FLAG_GONE) !== 0)
+    ) {
+      this.#control.add('alreadyFresh');
+      const status =
+        (entry.flags & FLAG_ABSENT) === 0
+          ? 'ok'
+          : (entry.flags & FLAG_GONE) !== 0
+            ? 'gone'
+            : 'absent';
+      this.#clients.send(from, { t: 'done', key, to: from, status });
+      return;
+    }
+    if (this.#flights.size >= this.#config.maxInFlight) {
+      this.#control.add('queueFull');
+      this.#clients.send(from, {
+        t: 'done',
+        key,
+        to: from,
+        status: 'error',
+        code: 'HS_ERR_QUEUE_FULL',
+        message: `${this.#config.maxInFlight} keys are already being fetched (maxInFlight)`,
+      });
+      return;
+    }
+    f = { key, askers: new Set([from]), loaders: ask.load ? [from] : [], superseded: false };
+    this.#flights.set(key, f);
+    this.#control.add('fetches');
+    const flight = f;
+    const counter = counterOfTotalKey(key);
+    if (counter === undefined) this.#batcher.read(key).then((read) => this.#landed(flight, read));
+    else
+      this.#counters.read(counter).then(
+        (base) => this.#counted(flight, base),
+        (error: HotshieldError) => this.#counted(flight, error),
+      );
+  }
+
+  /** A counter total was read (counters/flusher.ts): cache its base like a value. */
+  #counted(f: Flight, base: bigint | HotshieldError): void {
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    if (base instanceof HotshieldError) {
+      this.#control.add('l2Errors');
+      this.#finish(f, { status: 'error', code: base.code, message: base.message });
+      return;
+    }
+    this.#finishStored(f, Buffer.from(base.toString()), CODEC_ID.unknown, 0);
+  }
+
+  #landed(f: Flight, read: L2Read): void {
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    // With Redis failing or empty, a loader may still answer: the origin is the truth.
+    if (read instanceof HotshieldError || read === null) {
+      if (read !== null) this.#control.add('l2Errors');
+      f.why = read ?? undefined;
+      if (f.superseded) this.#unloaded(f);
+      else this.#lease(f);
+    } else if (f.superseded) {
+      this.#finish(f, { status: 'ok', value: read, flags: CODEC_ID.unknown });
+    } else {
+      this.#finishStored(f, read, CODEC_ID.unknown, 0);
+    }
+  }
+
+  /** Lease the key to the first asker with a loader; with none left, answer what Redis said. */
+  #lease(f: Flight): void {
+    const to = f.loaders[0];
+    if (to === undefined) {
+      this.#unloaded(f);
+      return;
+    }
+    f.lessee = to;
+    this.#control.add('leases');
+    f.leaseTimer = setTimeout(() => {
+      if (this.#flights.get(f.key) !== f) return;
+      this.#control.add('loaderTimeouts');
+      this.#finish(f, {
+        status: 'error',
+        code: 'HS_ERR_LOADER_TIMEOUT',
+        message: `the loader for this key did not answer within ${this.#config.loaderTimeoutMs} ms (loaderTimeout)`,
+      });
+    }, this.#config.loaderTimeoutMs + LEASE_MARGIN_MS);
+    // Every asker hears of the lease: callers without a loader are answered (with Redis's
+    // error, not a false "absent", when Redis failed); only `to` runs its loader.
+    const lease: Reply = {
+      t: 'done',
+      key: f.key,
+      status: 'lease',
+      to,
+      code: f.why?.code,
+      message: f.why?.message,
+    };
+    for (const asker of f.askers) this.#clients.send(asker, lease);
+  }
+
+  /** Nobody will load the key: answer with what Redis said (absent, or its error). */
+  #unloaded(f: Flight): void {
+    if (f.why !== undefined) {
+      this.#finish(f, { status: 'error', code: f.why.code, message: f.why.message });
+      return;
+    }
+    if (!f.superseded) this.#entries.storeNegative(f.key, FLAG_ABSENT);
+    this.#finish(f, { status: 'absent' });
+  }
+
+  /** An asker with a loader will not load after all (its callers left, it closed): next one. */
+  released(key: string, from: string): void {
+    const f = this.#flights.get(key);
+    if (f === undefined) return;
+    const i = f.loaders.indexOf(from);
+    if (i !== -1) f.loaders.splice(i, 1);
+    if (f.lessee !== from) return;
+    clearTimeout(f.leaseTimer);
+    f.lessee = undefined;
+    this.#lease(f);
+  }
+
+  /**
+   * A client left: it neither waits nor loads any more. Its 'release' asks, sent on its
+   * own channel just before the 'leave' on the control bus, may arrive after it or not
+   * at all (two channels, no order between them, and its channel is closed here), so the
+   * leave itself passes on whatever lease it held.
+   */
+  forget(clientId: string): void {
+    for (const f of [...this.#flights.values()]) {
+      f.askers.delete(clientId);
+      this.released(f.key, clientId);
+    }
+  }
+
+  /** The flight `ask` answers, if its sender holds that flight's lease. */
+  #leaseOf(ask: { key: string; from: string }): Flight | undefined {
+    const f = this.#flights.get(ask.key);
+    return f !== undefined && f.lessee === ask.from ? f : undefined;
+  }
+
+  async loaded(ask: Extract<Ask, { t: 'store' }>): Promise<void> {
+    const f = this.#leaseOf(ask);
+    if (f === undefined) return;
+    clearTimeout(f.leaseTimer);
+    f.lessee = undefined;
+    // A write acknowledged while the loader ran wins: the loaded value answers this
+    // flight's callers but is stored nowhere.
+    if (f.superseded) {
+      this.#finish(f, { status: 'ok', value: ask.value, flags: ask.flags });
+      return;
+    }
+    await this.#writeRedis(() => this.#l2.set(ask.key, ask.value, ask.ttlMs));
+    if (this.#closed || this.#flights.get(f.key) !== f) return;
+    this.#finishStored(f, ask.value, ask.flags, ask.ttlMs);
+  }
+
+  loadEnded(ask: Extract<Ask, { t: 'gone' | 'loadFailed' }>): void {
+    const f = this.#leaseOf(ask);
+    if (f === undefined) return;
+    if (ask.t === 'gone') {
+      if (!f.superseded) this.#entries.storeNegative(f.key, FLAG_ABSENT | FLAG_GONE);
+      this.#finish(f, { status: 'gone' });
+      return;
+    }
+    const timedOut = ask.code === 'HS_ERR_LOADER_TIMEOUT';
+    this.#control.add(timedOut ? 'loaderTimeouts' : 'loaderFailures');
+    this.#finish(f, {
+      status: 'error',
+      code: timedOut ? 'HS_ERR_LOADER_TIMEOUT' : 'HS_ERR_LOADER_FAILED',
+      message: ask.message,
+    });
+  }
+
+  async write(ask: Extract<Ask, { t: 'set' | 'delete' }>): Promise<void> {
+    const { key } = ask;
+    const f = this.#flights.get(key);
+    if (f !== undefined) f.superseded = true;
+    const error = await this.#writeRedis(() =>
+      ask.t === 'set' ? this.#l2.set(key, ask.value, ask.ttlMs) : this.#l2.del(key),
+    );
+    if (this.#closed) return;
+    // A failed SET may or may not have been applied: drop the L1 copy either way, so the
+    // next read asks Redis rather than serving a value Redis may not hold. So does a
+    // value L1 could not take: the old one must not outlive the write.
+    const stored =
+      ask.t === 'set' &&
+      error === undefined &&
+      this.#entries.store(key, ask.value, ask.flags, ask.ttlMs);
+    if (!stored) this.#entries.delete(key);
+    this.#clients.send(ask.from, {
+      t: 'ack',
+      id: ask.id,
+      to: ask.from,
+      code: error?.code,
+      message: error?.message,
+    });
+  }
+
+  /** Run a Redis write, counting it; its typed error, or undefined on success. */
+  async #writeRedis(write: () => Promise<unknown>): Promise<HotshieldError | undefined> {
+    this.#control.add('writes');
+    try {
+      await write();
+      return undefined;
+    } catch (error) {
+      this.#control.add('writeErrors');
+      return error instanceof HotshieldError
+        ? error
+        : new HotshieldError('HS_ERR_L2_UNAVAILABLE', String(error), { cause: error });
+    }
+  }
+
+  #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
+    if (this.#entries.store(f.key, value, flags, ttlMs)) {
+      this.#finish(f, { status: 'ok' });
+      return;
+    }
+    // L1 could not take it: drop the older copy, and hand the value over in the reply.
+    this.#entries.delete(f.key);
+    this.#finish(f, { status: 'ok', value, flags });
+  }
+
+  #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {
+    clearTimeout(f.leaseTimer);
+    this.#flights.delete(f.key);
+    const reply: Reply = { t: 'done', key: f.key, ...outcome };
+    for (const asker of f.askers) this.#clients.send(asker, reply);
+  }
+}
