@@ -6,7 +6,7 @@
  * which imports nothing): this table reads them.
  */
 
-import { L1_DEFAULTS } from './l1/index.ts';
+import { L1_DEFAULTS } from './l1/layout.ts';
 import { formatBytes, formatDuration } from './units.ts';
 
 type Default =

@@ -81,7 +81,7 @@ export const DevErrorCodes = {
   HS_ERR_INVALID_CLUSTER_OPTION: 'HS_ERR_INVALID_CLUSTER_OPTION',
   /** A redis-server did not start (its log's tail is in the message). */
   HS_ERR_REDIS_NODE_START: 'HS_ERR_REDIS_NODE_START',
-  /** Another process took a node's port before redis-server bound it (retried on another). */
+  /** Another process took a node's port before redis-server bound it (thrown after the last retry). */
   HS_ERR_REDIS_PORT_TAKEN: 'HS_ERR_REDIS_PORT_TAKEN',
   /** The nodes started but did not agree on a healthy cluster in time. */
   HS_ERR_CLUSTER_NOT_READY: 'HS_ERR_CLUSTER_NOT_READY',

@@ -16,7 +16,7 @@ import { type RedisTlsOptions, type TierOptions, tierConfigOf } from '../tier/in
 
 type TierSetting = Exclude<keyof TierOptions, 'redis' | 'tls' | 'codec'>;
 
-interface Setting {
+export interface Setting {
   /** Tier option it feeds, if any (its default is the tier's: src/defaults.ts). */
   tier?: TierSetting;
   /** The tier option is a plain integer (durations and sizes parse strings themselves). */
@@ -176,7 +176,7 @@ export function helpText(): string {
 }
 
 /** A setting's default as --help shows it: the tier's (src/defaults.ts) or the gateway's own. */
-function defaultOf(s: Setting): string | undefined {
+export function defaultOf(s: Setting): string | undefined {
   if (s.tier !== undefined && Object.hasOwn(TIER_DEFAULTS, s.tier))
     return shownDefault(s.tier as DefaultedOption);
   return s.shown;

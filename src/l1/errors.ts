@@ -1,7 +1,9 @@
 /**
- * Typed errors of the L1 table. Codes are the contract: they survive `postMessage`
- * (structured clone keeps `code` and `message`, not the class), and the tier and the
- * gateway map each code to one behaviour. This module imports nothing, like all of l1.
+ * Typed errors of the L1 table, a catalogue of the same shape as the project's
+ * (src/errors.ts merges it into ErrorCodes). Codes are the contract: the tier and the
+ * gateway map each code to one behaviour. A structured clone keeps an error's message,
+ * not its code or its class: a thread that passes one on sends the code as a field.
+ * This module imports nothing, like all of l1.
  */
 
 export const L1ErrorCodes = {

@@ -12,19 +12,11 @@
 export type { CounterState, PendingFlush } from './counters.ts';
 export { createL1, type L1Handle, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
-export {
-  defaultMaxCounters,
-  HEADER_BYTES,
-  L1_DEFAULTS,
-  MAX_COUNTER_NAME_BYTES,
-  MAX_PROBE,
-  planLayout,
-} from './layout.ts';
+export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
 export { releaseThread } from './registry.ts';
 export {
   type CounterTicket,
   type EntryState,
-  L1_STAT_HELP,
   type L1Entry,
   type L1Stats,
   L1Table,

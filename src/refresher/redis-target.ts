@@ -203,41 +203,51 @@ function portOf(value: unknown, what: string): number {
   return port as number;
 }
 
-/** `{ host, port }` (either may be left out, as ioredis allows: 127.0.0.1, 6379). */
-function hostPortOf(value: Record<string, unknown>, what: string): Seed {
+/**
+ * `{ host, port }` (either may be left out, as ioredis allows: 127.0.0.1, 6379); any other
+ * field but those of `fields` is refused (undefined: ignored, for a client's own nodes).
+ */
+function hostPortOf(
+  value: Record<string, unknown>,
+  what: string,
+  fields: Set<string> | undefined,
+): Seed {
+  for (const k of Object.keys(value)) {
+    if (fields !== undefined && !fields.has(k))
+      throw optionError(
+        `${what} has an unknown field ${k} (credentials and TLS are options of their own)`,
+      );
+  }
   const host = value.host ?? '127.0.0.1';
   if (typeof host !== 'string' || host === '') throw optionError(`${what} has a bad host`);
   return { host, port: value.port === undefined ? 6379 : portOf(value.port, what) };
 }
 
 /** One cluster seed in any form ioredis' Cluster takes: `host:port`, a port, `{ host, port }`. */
-function seedOf(seed: unknown, i: number): Seed {
+function seedOf(seed: unknown, i: number, fields: Set<string> | undefined = SEED_FIELDS): Seed {
   const what = `redis seed ${i}`;
-  if (typeof seed === 'string') return parseSeeds(seed)[0];
+  if (typeof seed === 'string') {
+    const seeds = parseSeeds(seed);
+    if (seeds.length !== 1) throw optionError(`${what} must be one "host:port" (got "${seed}")`);
+    return seeds[0];
+  }
   if (typeof seed === 'number') return { host: '127.0.0.1', port: portOf(seed, what) };
   if (seed !== null && typeof seed === 'object' && !Array.isArray(seed))
-    return hostPortOf(seed as Record<string, unknown>, what);
+    return hostPortOf(seed as Record<string, unknown>, what, fields);
   throw optionError(`${what} must be "host:port", a port or { host, port }`);
 }
 
+const SEED_FIELDS = new Set(['host', 'port']);
 const STANDALONE_FIELDS = new Set(['host', 'port', 'db']);
 
 /** `{ host, port, db }`, the options object ioredis' Redis takes, for a standalone Redis. */
 function standaloneOf(options: Record<string, unknown>): RedisTarget {
-  for (const k of Object.keys(options)) {
-    if (!STANDALONE_FIELDS.has(k))
-      throw optionError(
-        `redis { host, port, db } has an unknown field ${k} (credentials and TLS are options of their own)`,
-      );
-  }
+  const what = 'redis { host, port, db }';
+  const node = hostPortOf(options, what, STANDALONE_FIELDS);
   const db = options.db ?? 0;
   if (!Number.isSafeInteger(db) || (db as number) < 0)
-    throw optionError(`redis { host, port, db } has a bad db ${JSON.stringify(options.db)}`);
-  return {
-    kind: 'standalone',
-    ...hostPortOf(options, 'redis { host, port, db }'),
-    db: db as number,
-  };
+    throw optionError(`${what} has a bad db ${JSON.stringify(options.db)}`);
+  return { kind: 'standalone', ...node, db: db as number };
 }
 
 /**
@@ -263,7 +273,7 @@ export function redisTargetOf(redis: unknown, connection: RedisConnection = {}):
   }
   if (Array.isArray(redis)) {
     if (redis.length === 0) throw optionError('redis must list at least one cluster seed');
-    return withConnection({ kind: 'cluster', nodes: redis.map(seedOf) });
+    return withConnection({ kind: 'cluster', nodes: redis.map((seed, i) => seedOf(seed, i)) });
   }
   if (redis !== null && typeof redis === 'object') {
     if (isClusterClient(redis)) return withConnection(clusterClientTarget(redis));
@@ -290,7 +300,8 @@ export function redisTargetOf(redis: unknown, connection: RedisConnection = {}):
 function clusterClientTarget(redis: Cluster): RedisTarget {
   const known = redis.nodes('all').map(nodeOf);
   const startup = (redis as unknown as { startupNodes: unknown[] }).startupNodes ?? [];
-  const nodes = known.length > 0 ? known : startup.map(seedOf);
+  // The client's own startup nodes may carry more than host and port (ignored here).
+  const nodes = known.length > 0 ? known : startup.map((seed, i) => seedOf(seed, i, undefined));
   if (nodes.length === 0) throw optionError('redis: the Cluster client given has no nodes');
   const ro = redis.options.redisOptions ?? {};
   return {

@@ -1,5 +1,5 @@
 export { INTERNAL_MARK, isInternalKey } from '../keys/reserved-keys.ts';
-export { L1_STAT_HELP } from '../l1/index.ts';
+export { L1_STAT_HELP } from '../l1/table.ts';
 export { STATS as TIER_STATS } from '../refresher/control.ts';
 export { type RedisTlsOptions, redactRedis } from '../refresher/redis-target.ts';
 export { parseBytes, parseDuration } from '../units.ts';

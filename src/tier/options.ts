@@ -9,7 +9,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { TIER_DEFAULTS as D } from '../defaults.ts';
 import { HotshieldError, optionError } from '../errors.ts';
 import { MAX_SHARDS } from '../keys/shard-keys.ts';
-import { defaultMaxCounters, L1Error, planLayout } from '../l1/index.ts';
+import { L1Error } from '../l1/index.ts';
+import { defaultMaxCounters, planLayout } from '../l1/layout.ts';
 import type { RefresherConfig } from '../refresher/config.ts';
 import { type RedisTlsOptions, redisTargetOf, redisTlsOf } from '../refresher/redis-target.ts';
 import { parseBytes, parseDuration } from '../units.ts';
@@ -49,7 +50,7 @@ export interface TierOptions {
   staleTtl?: Duration;
   /** How long an absent key is remembered as absent (default 1s; 0 turns it off). */
   negativeTtl?: Duration;
-  /** Value codec: 'msgpack' (default), 'raw' (Buffers) or 'utf8' (strings). */
+  /** Value codec: 'msgpack', 'raw' (Buffers) or 'utf8' (strings) (default msgpack). */
   codec?: CodecName;
   /** Longest key in UTF-8 bytes (default 1024). */
   maxKeyBytes?: number;

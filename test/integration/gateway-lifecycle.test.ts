@@ -183,6 +183,26 @@ describe('configuration', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--soft-ttl \(HOTSHIELD_SOFT_TTL\) must be a duration/);
   });
+
+  it('L1 sizes that cannot work exit with status 2 at once, naming the flags, with nothing forked', async () => {
+    const { execFile } = await import('node:child_process');
+    const main = new URL('../../src/cli/main.ts', import.meta.url).pathname;
+    const started = performance.now();
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+      (resolve) => {
+        const args = [main, '--redis', cluster.seeds, '--l1-bytes', '2mb', '--port', '0'];
+        execFile(process.execPath, args, (error, stdout, stderr) =>
+          resolve({ code: (error as { code?: number } | null)?.code ?? 0, stdout, stderr }),
+        );
+      },
+    );
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--max-value-bytes \(HOTSHIELD_MAX_VALUE_BYTES\)/);
+    expect(result.stderr).toMatch(/--l1-bytes \(HOTSHIELD_L1_BYTES\)/);
+    // No gateway process was forked (none died, none was restarted): nothing was logged.
+    expect(result.stdout).toBe('');
+    expect(performance.now() - started).toBeLessThan(5000);
+  });
 });
 
 describe('startup failures', () => {

@@ -75,6 +75,37 @@ describe('gateway configuration', () => {
     expect(refusal(['--sofft-ttl', '3s'])).toMatch(/sofft-ttl.*--help/);
   });
 
+  it('finds L1 sizes that cannot work before anything starts, naming every flag to change', () => {
+    // The default --max-value-bytes (1mb) does not fit four times in a 2mb L1's main ring.
+    const tooSmall = refusal(['--l1-bytes', '2mb']);
+    expect(tooSmall).toMatch(/--max-value-bytes \(HOTSHIELD_MAX_VALUE_BYTES\)/);
+    expect(tooSmall).toMatch(/--l1-bytes \(HOTSHIELD_L1_BYTES\)/);
+    expect(tooSmall).toMatch(/raise --l1-bytes or lower --max-value-bytes/);
+    expect(config(['--l1-bytes', '2mb', '--max-value-bytes', '256kb']).tier).toMatchObject({
+      l1Bytes: '2mb',
+      maxValueBytes: '256kb',
+    });
+    expect(refusal([], { HOTSHIELD_L1_BYTES: '256kb', HOTSHIELD_MAX_COUNTERS: '1024' })).toMatch(
+      /--max-counters \(HOTSHIELD_MAX_COUNTERS\).*--l1-bytes/,
+    );
+  });
+
+  it('logs readable lines on a terminal and JSON lines otherwise, unless --log-format says', () => {
+    expect(config([]).logFormat).toBe('json');
+    const terminal = (argv: string[], env: NodeJS.ProcessEnv = {}) => {
+      const parsed = parseConfig(argv, env, true);
+      if (parsed.help) throw new Error('unexpected --help');
+      return parsed.config.logFormat;
+    };
+    expect(terminal([])).toBe('pretty');
+    expect(terminal(['--log-format', 'json'])).toBe('json');
+    expect(terminal([], { HOTSHIELD_LOG_FORMAT: 'json' })).toBe('json');
+    expect(config(['--log-format', 'pretty']).logFormat).toBe('pretty');
+    expect(refusal(['--log-format', 'xml'])).toMatch(
+      /^--log-format \(HOTSHIELD_LOG_FORMAT\) must be one of pretty, json/,
+    );
+  });
+
   it('takes Redis credentials from flags or variables and hands them to the tier', () => {
     const c = config(['--redis-username', 'hotshield'], {
       HOTSHIELD_REDIS_PASSWORD: 'pa ss:w@rd',

@@ -2,7 +2,7 @@ import { Cluster, Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { ErrorCodes } from '../../../src/errors.ts';
 import { tierConfigOf } from '../../../src/tier/options.ts';
-import { parseBytes, parseDuration } from '../../../src/units.ts';
+import { formatBytes, formatDuration, parseBytes, parseDuration } from '../../../src/units.ts';
 
 const SEEDS = '127.0.0.1:7000,127.0.0.1:7001';
 
@@ -45,6 +45,35 @@ describe('units', () => {
   });
 });
 
+describe('units written back (--help, the README)', () => {
+  it('in the largest unit that holds the value whole, parsing back to the same value', () => {
+    const durations: Array<[number, string]> = [
+      [250, '250ms'],
+      [1500, '1500ms'],
+      [3000, '3s'],
+      [90_000, '90s'],
+      [120_000, '2m'],
+      [86_400_000, '24h'],
+    ];
+    for (const [ms, text] of durations) {
+      expect(formatDuration(ms)).toBe(text);
+      expect(parseDuration(text)).toBe(ms);
+    }
+    const sizes: Array<[number, string]> = [
+      [1000, '1000'],
+      [1536, '1536'],
+      [64 * 1024, '64kb'],
+      [1024 ** 2, '1mb'],
+      [64 * 1024 ** 2, '64mb'],
+      [2 * 1024 ** 3, '2gb'],
+    ];
+    for (const [bytes, text] of sizes) {
+      expect(formatBytes(bytes)).toBe(text);
+      expect(parseBytes(text)).toBe(bytes);
+    }
+  });
+});
+
 describe('tier options', () => {
   it('fills defaults, freezes the result, and keeps only plain data', () => {
     const c = tierConfigOf({ redis: SEEDS });
@@ -66,6 +95,59 @@ describe('tier options', () => {
       },
     });
     expect(structuredClone(c)).toEqual(c);
+  });
+
+  it('takes seeds and nodes in the forms ioredis takes them', () => {
+    const cluster = {
+      kind: 'cluster',
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+    };
+    expect(tierConfigOf({ redis: ['127.0.0.1:7000', '10.0.0.2:7001'] }).redis).toMatchObject(
+      cluster,
+    );
+    expect(
+      tierConfigOf({
+        redis: [
+          { host: '127.0.0.1', port: 7000 },
+          { host: '10.0.0.2', port: 7001 },
+        ],
+      }).redis,
+    ).toMatchObject(cluster);
+    // A bare port, and an object's missing host or port, default as ioredis does.
+    expect(tierConfigOf({ redis: [7000, { host: '10.0.0.2', port: 7001 }] }).redis).toMatchObject(
+      cluster,
+    );
+    expect(tierConfigOf({ redis: [{ port: 7000 }, {}] }).redis).toMatchObject({
+      nodes: [
+        { host: '127.0.0.1', port: 7000 },
+        { host: '127.0.0.1', port: 6379 },
+      ],
+    });
+    // An options object, as `new Redis({ host, port, db })` takes: a standalone Redis.
+    expect(tierConfigOf({ redis: { host: '10.0.0.9', port: 6380, db: 3 } }).redis).toMatchObject({
+      kind: 'standalone',
+      host: '10.0.0.9',
+      port: 6380,
+      db: 3,
+    });
+    const refused: Array<[unknown, RegExp]> = [
+      [[], /at least one cluster seed/],
+      [['127.0.0.1'], /host:port/],
+      [[{ host: 'h', port: 70000 }], /redis seed 0 has a bad port/],
+      [[{ host: '', port: 1 }], /redis seed 0 has a bad host/],
+      [[null], /redis seed 0 must be/],
+      [['127.0.0.1:7000,127.0.0.1:7001'], /redis seed 0 must be one "host:port"/],
+      [[{ host: 'h', port: 7000, password: 'p' }], /redis seed 0 has an unknown field password/],
+      [{ host: 'h', port: 'x' }, /bad port/],
+      [{ host: 'h', password: 'p' }, /unknown field password/],
+      [{ host: 'h', db: -1 }, /bad db/],
+    ];
+    for (const [redis, why] of refused) {
+      expect(() => tierConfigOf({ redis } as never), JSON.stringify(redis)).toThrow(why);
+    }
   });
 
   it('accepts a standalone URL with credentials and a db', () => {
