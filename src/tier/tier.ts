@@ -1,6 +1,6 @@
 /**
  * Tier: one thread's handle on the read-through tier. Reads are served from the shared
- * L1 without I/O; a miss (or a stale hit) asks the refresher (refresher-link.ts), which
+ * L1 without I/O; a miss (or a stale hit) is asked of the refresher (asks.ts), which
  * does the Redis work once for the whole process and writes the result into L1.
  *
  * In this thread, callers waiting for the same key share one ask (waiters.ts); across
