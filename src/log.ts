@@ -5,8 +5,9 @@
  * Redis passwords and TLS keys are never logged (test/fault/security-*.test.ts).
  */
 
+import { createRequire } from 'node:module';
 import { type Logger, pino } from 'pino';
-import pretty from 'pino-pretty';
+import type PinoPretty from 'pino-pretty';
 
 export type { Logger };
 
@@ -23,6 +24,8 @@ export interface LogSettings {
 export function createLogger(settings: LogSettings): Logger {
   const options = { level: settings.level, base: settings.base };
   if (settings.format === 'json') return pino(options);
+  // Loaded only for a terminal: a gateway logging JSON never pays for the prettifier.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as typeof PinoPretty;
   // Synchronous: a line written just before the process exits (a fatal error) is not lost.
   return pino(options, pretty({ colorize: true, sync: true, destination: 1 }));
 }
