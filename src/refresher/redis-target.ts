@@ -223,6 +223,9 @@ function hostPortOf(
   return { host, port: value.port === undefined ? 6379 : portOf(value.port, what) };
 }
 
+const SEED_FIELDS = new Set(['host', 'port']);
+const STANDALONE_FIELDS = new Set(['host', 'port', 'db']);
+
 /** One cluster seed in any form ioredis' Cluster takes: `host:port`, a port, `{ host, port }`. */
 function seedOf(seed: unknown, i: number, fields: Set<string> | undefined = SEED_FIELDS): Seed {
   const what = `redis seed ${i}`;
@@ -236,9 +239,6 @@ function seedOf(seed: unknown, i: number, fields: Set<string> | undefined = SEED
     return hostPortOf(seed as Record<string, unknown>, what, fields);
   throw optionError(`${what} must be "host:port", a port or { host, port }`);
 }
-
-const SEED_FIELDS = new Set(['host', 'port']);
-const STANDALONE_FIELDS = new Set(['host', 'port', 'db']);
 
 /** `{ host, port, db }`, the options object ioredis' Redis takes, for a standalone Redis. */
 function standaloneOf(options: Record<string, unknown>): RedisTarget {

@@ -11,7 +11,7 @@ import { HotshieldError } from '../errors.ts';
 import { createL1, L1Error, type L1Handle } from '../l1/index.ts';
 import { Control, createControl } from '../refresher/control.ts';
 import { type TierConfig, type TierOptions, tierConfigOf } from './options.ts';
-import { type RefresherPool, refresherThreads, startRefresherPool } from './refresher-pool.ts';
+import { type RefresherPool, startRefresherPool } from './refresher-pool.ts';
 import { Tier } from './tier.ts';
 import { HANDLE_KIND, type TierHandle } from './types.ts';
 
@@ -25,8 +25,7 @@ const pools = new WeakMap<Tier, RefresherPool>();
 
 /** The refresher threads of a tier created here: for the fault tests that kill them (not exported publicly). */
 export function refresherThreadsOf(tier: Tier): ReadonlyArray<{ terminate(): Promise<number> }> {
-  const pool = pools.get(tier);
-  return pool === undefined ? [] : refresherThreads(pool);
+  return pools.get(tier)?.threads() ?? [];
 }
 
 export async function createTier(options: TierOptions): Promise<Tier> {

@@ -26,15 +26,8 @@ export interface RefresherPool {
   status(): Promise<RefresherStatus>;
   /** Stop the thread without closing anything (a refresher that never came up). */
   destroy(): Promise<void>;
-}
-
-const pools = new WeakMap<RefresherPool, Piscina>();
-
-/** The threads running `pool`'s refresher now (one), for the fault tests that kill it. */
-export function refresherThreads(
-  pool: RefresherPool,
-): ReadonlyArray<{ terminate(): Promise<number> }> {
-  return pools.get(pool)?.threads ?? [];
+  /** The threads running the refresher now (one), for the fault tests that kill it. */
+  threads(): ReadonlyArray<{ terminate(): Promise<number> }>;
 }
 
 export function startRefresherPool(data: RefresherWorkerData): RefresherPool {
@@ -59,7 +52,7 @@ export function startRefresherPool(data: RefresherWorkerData): RefresherPool {
       () =>
         new HotshieldError('HS_ERR_TIMEOUT', `the refresher did not report its ${what} in time`),
     );
-  const handle: RefresherPool = {
+  return {
     async close() {
       let unflushed: Unflushed[] | undefined;
       try {
@@ -76,9 +69,8 @@ export function startRefresherPool(data: RefresherWorkerData): RefresherPool {
     metrics: () => ask<object[]>({ op: 'metrics' }, 'metrics'),
     status: () => ask<RefresherStatus>({ op: 'status' }, 'status'),
     destroy: () => pool.destroy(),
+    threads: () => pool.threads,
   };
-  pools.set(handle, pool);
-  return handle;
 }
 
 /**
