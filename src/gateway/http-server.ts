@@ -20,7 +20,7 @@ import { createLogger, type LogFormat } from '../log.ts';
 import { attachTier, type TierHandle } from '../tier/index.ts';
 import { makeWriteGuard } from './auth.ts';
 import { HTTP_LIMITS } from './http-limits.ts';
-import { ThreadMetrics } from './metrics.ts';
+import { RequestStats } from './request-stats.ts';
 import { requestHandler } from './routes.ts';
 import type { ToMain, ToThread } from './thread-messages.ts';
 
@@ -31,6 +31,8 @@ export interface HttpThreadData {
   token: string | undefined;
   logLevel: string;
   logFormat: LogFormat;
+  /** This thread's request-stats block (request-stats.ts), owned by the main thread. */
+  requestStats: SharedArrayBuffer;
 }
 
 /** What the thread needs of its link to the process's main thread. */
@@ -71,15 +73,15 @@ function scrapeClient(send: (m: ToMain) => void) {
 }
 
 /**
- * Per connection: the request served last with its response, and the replies not sent
- * yet. A malformed request pipelined behind one still being served must not be answered
- * at once: the status line would be read as that one's reply (a PUT that was applied
- * would look refused).
+ * Per connection: the request served last with its response, and how many replies Node
+ * holds queued behind an unfinished one (pipelining). A malformed request pipelined
+ * behind one still being served must not be answered at once: the status line would be
+ * read as that one's reply (a PUT that was applied would look refused).
  */
 interface Serving {
   req: IncomingMessage;
   res: ServerResponse;
-  unsent: number;
+  queued: number;
 }
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
@@ -89,16 +91,24 @@ function limitedServer(handler: Handler): Server {
   const serving = new WeakMap<Socket, Serving>();
   const serve: Handler = (req, res) => {
     const socket = req.socket;
-    const conn = serving.get(socket) ?? { req, res, unsent: 0 };
+    let conn = serving.get(socket);
+    if (conn === undefined) {
+      conn = { req, res, queued: 0 };
+      serving.set(socket, conn);
+    }
     conn.req = req;
     conn.res = res;
-    conn.unsent++;
-    serving.set(socket, conn);
-    res.once('close', () => conn.unsent--);
-    if (conn.unsent > HTTP_LIMITS.maxPipelined) {
-      // Pipelining deeper than any client needs, and not reading the replies: cut it off.
-      socket.destroy();
-      return;
+    // Node gives a response the socket at once unless an earlier one is unfinished; only
+    // those it queues need counting (no listener on the common, unpipelined request).
+    if (res.socket === null) {
+      if (conn.queued + 1 >= HTTP_LIMITS.maxPipelined) {
+        // Pipelining deeper than any client needs, and not reading the replies: cut it off.
+        socket.destroy();
+        return;
+      }
+      conn.queued++;
+      const c = conn;
+      res.once('close', () => c.queued--);
     }
     handler(req, res);
   };
@@ -172,7 +182,7 @@ export function startHttpThread(data: HttpThreadData, main: MainPort): void {
     base: { pid: process.pid, thread: threadId },
   });
   const tier = attachTier(data.handle);
-  const metrics = new ThreadMetrics();
+  const metrics = new RequestStats(data.requestStats);
   const config = data.handle.config;
   const scrapes = scrapeClient(send);
   let draining = false;
@@ -189,9 +199,7 @@ export function startHttpThread(data: HttpThreadData, main: MainPort): void {
     }),
   );
   main.on('message', async (m: ToThread) => {
-    if (m.t === 'collect')
-      send({ t: 'metrics', id: m.id, json: await metrics.registry.getMetricsAsJSON() });
-    else if (m.t === 'scraped') scrapes.answered(m.id, m);
+    if (m.t === 'scraped') scrapes.answered(m.id, m);
     else if (m.t === 'drain') {
       draining = true;
       await drainServer(server, m.deadlineMs);

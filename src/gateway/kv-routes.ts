@@ -47,6 +47,20 @@ function etagOf(stored: Buffer): string {
   return `"${hash('sha1', stored, 'base64url')}"`;
 }
 
+/**
+ * A request header by its lower-case name, repeats joined as Node joins them: read from
+ * rawHeaders, since `req.headers` builds an object of every header on first use.
+ */
+function headerOf(req: IncomingMessage, name: string): string | undefined {
+  const raw = req.rawHeaders;
+  let value: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    if (raw[i].length !== name.length || raw[i].toLowerCase() !== name) continue;
+    value = value === undefined ? raw[i + 1] : `${value}, ${raw[i + 1]}`;
+  }
+  return value;
+}
+
 function matches(ifNoneMatch: string | undefined, etag: string): boolean {
   if (ifNoneMatch === undefined) return false;
   if (ifNoneMatch.trim() === '*') return true;
@@ -84,6 +98,11 @@ function etagFor(key: string, found: Lookup, stored: Buffer): string {
   return etag;
 }
 
+const X_CACHE = { hit: 'HIT', stale: 'STALE', miss: 'MISS' } as const satisfies Record<
+  Lookup['cache'],
+  string
+>;
+
 function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found: Lookup): number {
   const head = req.method === 'HEAD';
   const stored = found.value as Buffer;
@@ -91,10 +110,10 @@ function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found
   const etag = etagFor(key, found, stored);
   const headers: Record<string, string | number> = {
     etag,
-    'x-cache': found.cache.toUpperCase(),
+    'x-cache': X_CACHE[found.cache],
     age: Math.floor(found.ageMs / 1000),
   };
-  if (matches(req.headers['if-none-match'], etag)) {
+  if (matches(headerOf(req, 'if-none-match'), etag)) {
     res.writeHead(304, headers);
     res.end();
     return 304;

@@ -1,54 +1,16 @@
 /**
  * Prometheus metrics for a gateway process, aggregated over its threads.
  *
- * Each HTTP thread counts its own requests in its own prom-client registry (no shared
- * state on the request path). The process's main thread owns the tier-wide metrics,
- * read from shared memory when scraped (L1 and refresher counters are process-wide
- * already). A scrape asks every thread for its registry as JSON and merges them with
- * prom-client's AggregatorRegistry — the same merge it does for node:cluster workers.
+ * Each HTTP thread counts its own requests in its own shared-memory block
+ * (request-stats.ts: no prom-client call on the request path). The process's main thread
+ * owns the tier-wide metrics, read from shared memory when scraped (L1 and refresher
+ * counters are process-wide already). A scrape reads every thread's block and the
+ * refresher's registry as prom-client JSON and merges them with AggregatorRegistry — the
+ * same merge it does for node:cluster workers.
  */
 
-import { AggregatorRegistry, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
 import { L1_STAT_HELP, TIER_STATS, type Tier, type TierStats } from '../tier/index.ts';
-
-export class ThreadMetrics {
-  readonly registry = new Registry();
-  readonly #requests = new Counter({
-    name: 'hotshield_http_requests_total',
-    help: 'HTTP requests answered, by route, method and status',
-    labelNames: ['route', 'method', 'status'] as const,
-    registers: [this.registry],
-  });
-  readonly #latency = new Histogram({
-    name: 'hotshield_http_request_duration_seconds',
-    help: 'Time from request to response, by route',
-    labelNames: ['route'] as const,
-    buckets: [
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-    ],
-    registers: [this.registry],
-  });
-
-  /** Labelled children, looked up once: label hashing is most of prom-client's cost. */
-  readonly #requestChildren = new Map<string, { inc(): void }>();
-  readonly #latencyChildren = new Map<string, { observe(v: number): void }>();
-
-  observe(route: string, method: string, status: number, seconds: number): void {
-    const id = `${route} ${method} ${status}`;
-    let counter = this.#requestChildren.get(id);
-    if (counter === undefined) {
-      counter = this.#requests.labels(route, method, String(status));
-      this.#requestChildren.set(id, counter);
-    }
-    counter.inc();
-    let histogram = this.#latencyChildren.get(route);
-    if (histogram === undefined) {
-      histogram = this.#latency.labels(route);
-      this.#latencyChildren.set(route, histogram);
-    }
-    histogram.observe(seconds);
-  }
-}
 
 /** How long one stats snapshot is reused: a scrape's collect calls come within it. */
 const SNAPSHOT_MS = 100;

@@ -12,6 +12,7 @@ import { createTier, type Tier, type TierOptions } from '../tier/index.ts';
 import { workerFile } from '../worker-file.ts';
 import type { HttpThreadData } from './http-server.ts';
 import { mergeMetrics, processRegistry } from './metrics.ts';
+import { readRequestStats, requestStatsBlock } from './request-stats.ts';
 import type { ToMain, ToThread } from './thread-messages.ts';
 
 const THREAD_FILE = workerFile('http-thread');
@@ -19,7 +20,6 @@ const RESPAWN_MIN_MS = 100;
 const RESPAWN_MAX_MS = 5000;
 /** A thread that lived this long counts as healthy: its replacement starts without delay. */
 const HEALTHY_AFTER_MS = 10_000;
-const SCRAPE_TIMEOUT_MS = 1000;
 
 /** What a gateway process is started with (the cli's frozen configuration has it all). */
 export interface GatewayProcessConfig {
@@ -100,10 +100,10 @@ export async function startGatewayProcess(
   const threads = new Set<Worker>();
   let starts = 0;
   let draining = false;
-  let nextCollect = 1;
-  const collecting = new Map<number, { parts: object[][]; waiting: number; done: () => void }>();
+  // One request-stats block per thread slot: a replacement thread counts on in its block.
+  const blocks = Array.from({ length: config.threads }, requestStatsBlock);
 
-  const data: HttpThreadData = {
+  const data: Omit<HttpThreadData, 'requestStats'> = {
     handle: tier.handle,
     host: config.host,
     port,
@@ -113,30 +113,20 @@ export async function startGatewayProcess(
   };
 
   async function scrape(): Promise<{ text: string; contentType: string }> {
-    const id = nextCollect++;
-    const parts: object[][] = [await registry.getMetricsAsJSON(), await tier.refresherMetrics()];
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, SCRAPE_TIMEOUT_MS);
-      collecting.set(id, {
-        parts,
-        waiting: threads.size,
-        done: () => {
-          clearTimeout(timer);
-          resolve();
-        },
-      });
-      for (const w of threads) w.postMessage({ t: 'collect', id } satisfies ToThread);
-      if (threads.size === 0) resolve();
-    });
-    collecting.delete(id);
+    const parts: object[][] = [
+      await registry.getMetricsAsJSON(),
+      await tier.refresherMetrics(),
+      ...readRequestStats(blocks),
+    ];
     return mergeMetrics(parts);
   }
 
-  function start(delayMs: number): Promise<void> {
+  function start(delayMs: number, requestStats: SharedArrayBuffer): Promise<void> {
     return new Promise((listening, failed) => {
       setTimeout(() => {
         if (draining) return listening();
-        const worker = new Worker(THREAD_FILE, { workerData: data });
+        const workerData: HttpThreadData = { ...data, requestStats };
+        const worker = new Worker(THREAD_FILE, { workerData });
         const id = worker.threadId;
         const born = performance.now();
         starts++;
@@ -157,11 +147,6 @@ export async function startGatewayProcess(
                 } satisfies ToThread);
               },
             );
-          } else if (m.t === 'metrics') {
-            const c = collecting.get(m.id);
-            if (c === undefined) return;
-            c.parts.push(m.json);
-            if (--c.waiting === 0) c.done();
           }
         });
         worker.on('error', (error) => {
@@ -181,14 +166,14 @@ export async function startGatewayProcess(
             { thread: id, code, respawnInMs: next },
             'HTTP thread exited; starting a replacement',
           );
-          start(next).catch(() => {});
+          start(next, requestStats).catch(() => {});
         });
       }, delayMs);
     });
   }
 
   try {
-    await Promise.all(Array.from({ length: config.threads }, () => start(0)));
+    await Promise.all(blocks.map((block) => start(0, block)));
   } catch (error) {
     draining = true;
     stopWatching();

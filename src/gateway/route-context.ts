@@ -1,20 +1,20 @@
 /**
  * What every route handler is given: the tier, the limits, the write guard, the thread's
- * metrics and logger. Built once per HTTP thread (http-server.ts).
+ * request stats and logger. Built once per HTTP thread (http-server.ts).
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import type { Tier } from '../tier/index.ts';
 import { HttpError } from './http-errors.ts';
-import type { ThreadMetrics } from './metrics.ts';
+import type { RequestStats } from './request-stats.ts';
 
 export interface RouteContext {
   tier: Tier;
   maxKeyBytes: number;
   maxValueBytes: number;
   guardWrite: (req: IncomingMessage) => void;
-  metrics: ThreadMetrics;
+  metrics: RequestStats;
   /** Prometheus text for the whole process. */
   scrape: () => Promise<{ text: string; contentType: string }>;
   isDraining: () => boolean;

@@ -3,10 +3,8 @@
 export type ToMain =
   | { t: 'listening'; port: number }
   | { t: 'scrape'; id: number }
-  | { t: 'metrics'; id: number; json: object[] }
   | { t: 'drained' };
 
 export type ToThread =
-  | { t: 'collect'; id: number }
   | { t: 'scraped'; id: number; text: string; contentType: string; failed?: boolean }
   | { t: 'drain'; deadlineMs: number };

@@ -15,6 +15,13 @@ import {
   parseControl,
   type Reply,
 } from './protocol.ts';
+import { TurnBatch } from './turn-batch.ts';
+
+/** A joined client's private channel and the replies of this turn not yet posted on it. */
+interface Client {
+  readonly channel: BroadcastChannel;
+  readonly replies: TurnBatch<Reply>;
+}
 
 export interface ClientEvents {
   /** Something arrived on `clientId`'s channel (unparsed: it may come from a thread with a bug). */
@@ -28,8 +35,8 @@ export class ClientChannels {
   readonly #maxClients: number;
   readonly #events: ClientEvents;
   readonly #bus: BroadcastChannel;
-  /** Each joined client's private channel, most recently joined last. */
-  readonly #clients = new Map<string, BroadcastChannel>();
+  /** Each joined client, most recently joined last. */
+  readonly #clients = new Map<string, Client>();
   #stopped = false;
 
   constructor(tierId: string, maxClients: number, events: ClientEvents) {
@@ -45,14 +52,18 @@ export class ClientChannels {
     this.#bus.postMessage({ t: 'hello', generation } satisfies ControlMessage);
   }
 
-  /** A reply to one client, on its private channel (dropped if it has left). */
+  /**
+   * A reply to one client, on its private channel (dropped if it has left), posted with
+   * the others of this event-loop turn (turn-batch.ts).
+   */
   send(clientId: string, reply: Reply): void {
-    if (!this.#stopped) this.#clients.get(clientId)?.postMessage(reply);
+    if (!this.#stopped) this.#clients.get(clientId)?.replies.add(reply);
   }
 
   /** Hear no more joins, leaves or asks, and send no more replies (the refresher is closing). */
   stop(): void {
     this.#stopped = true;
+    for (const client of this.#clients.values()) client.replies.discard();
   }
 
   /** Tell every thread the tier is closed (they fail what they wait for) and close every channel. */
@@ -60,7 +71,7 @@ export class ClientChannels {
     this.#stopped = true;
     this.#bus.postMessage({ t: 'closed' } satisfies ControlMessage);
     this.#bus.close();
-    for (const channel of this.#clients.values()) channel.close();
+    for (const client of this.#clients.values()) drop(client);
     this.#clients.clear();
   }
 
@@ -71,20 +82,31 @@ export class ClientChannels {
     const known = this.#clients.get(m.from);
     this.#clients.delete(m.from);
     if (m.t === 'leave') {
-      known?.close();
+      if (known !== undefined) drop(known);
       this.#events.left(m.from);
       return;
     }
-    const channel = known ?? new BroadcastChannel(clientChannel(this.#tierId, m.from));
-    channel.onmessage = (event) => {
-      if (!this.#stopped) this.#events.ask(m.from, (event as MessageEvent).data);
-    };
-    this.#clients.set(m.from, channel);
+    const client = known ?? this.#open(m.from);
+    this.#clients.set(m.from, client);
     while (this.#clients.size > this.#maxClients) {
-      const [oldest, stale] = this.#clients.entries().next().value as [string, BroadcastChannel];
-      stale.close();
+      const [oldest, stale] = this.#clients.entries().next().value as [string, Client];
+      drop(stale);
       this.#clients.delete(oldest);
     }
-    channel.postMessage({ t: 'welcome' } satisfies Reply);
+    // In the same batch as the replies: a welcome never overtakes an earlier reply.
+    client.replies.add({ t: 'welcome' });
   }
+
+  #open(clientId: string): Client {
+    const channel = new BroadcastChannel(clientChannel(this.#tierId, clientId));
+    channel.onmessage = (event) => {
+      if (!this.#stopped) this.#events.ask(clientId, (event as MessageEvent).data);
+    };
+    return { channel, replies: new TurnBatch((replies) => channel.postMessage(replies)) };
+  }
+}
+
+function drop(client: Client): void {
+  client.replies.discard();
+  client.channel.close();
 }

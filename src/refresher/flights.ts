@@ -115,7 +115,12 @@ export class Flights {
           : (entry.flags & FLAG_GONE) !== 0
             ? 'gone'
             : 'absent';
-      this.#clients.send(from, { t: 'done', key, to: from, status });
+      const reply: Reply = { t: 'done', key, to: from, status };
+      if (status === 'ok') {
+        reply.value = entry.value;
+        reply.flags = entry.flags;
+      }
+      this.#clients.send(from, reply);
       return;
     }
     if (this.#flights.size >= this.#config.maxInFlight) {
@@ -313,13 +318,14 @@ export class Flights {
     }
   }
 
+  /**
+   * Store a landed value in L1 and hand it to the askers in the reply itself: a waiting
+   * thread then needs no second L1 read (a probe and a copy), and gets its value even if
+   * the entry was evicted or expired in between (a soft TTL shorter than the round trip).
+   */
   #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
-    if (this.#entries.store(f.key, value, flags, ttlMs)) {
-      this.#finish(f, { status: 'ok' });
-      return;
-    }
-    // L1 could not take it: drop the older copy, and hand the value over in the reply.
-    this.#entries.delete(f.key);
+    // L1 could not take it: drop the older copy, so it cannot outlive this read.
+    if (!this.#entries.store(f.key, value, flags, ttlMs)) this.#entries.delete(f.key);
     this.#finish(f, { status: 'ok', value, flags });
   }
 

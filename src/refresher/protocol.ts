@@ -57,7 +57,7 @@ export type Ask =
   | { t: 'delete'; id: number; key: string; from: string };
 
 export type DoneStatus =
-  /** The value is in L1 now (or in `value` if L1 could not take it). */
+  /** The value is in `value` (and in L1, unless L1 could not take it or it was answered from L1). */
   | 'ok'
   /** Redis has no such key; callers without a loader get undefined. */
   | 'absent'

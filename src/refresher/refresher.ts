@@ -17,6 +17,7 @@ import { L2Client } from './l2-client.ts';
 import { RefresherMetrics } from './metrics.ts';
 import { parseAsk } from './protocol.ts';
 import { ReadBatcher } from './read-batcher.ts';
+import { itemsOf } from './turn-batch.ts';
 
 const noop = (): void => {};
 
@@ -74,7 +75,7 @@ export class Refresher {
       retryMaxMs: FLUSH_RETRY_MAX_MS,
     });
     this.#clients = new ClientChannels(config.tierId, config.maxThreads * 4, {
-      ask: (clientId, data) => this.#onAsk(clientId, data),
+      ask: (clientId, data) => this.#onMessage(clientId, data),
       left: (clientId) => this.#flights.forget(clientId),
     });
     this.#flights = new Flights({
@@ -142,6 +143,11 @@ export class Refresher {
     this.#control.add('breakerOpened', b.opened - this.#mirrored.opened);
     this.#control.add('l2Resets', b.resets - this.#mirrored.resets);
     this.#mirrored = { rejected: b.rejected, opened: b.opened, resets: b.resets };
+  }
+
+  /** A message on a client's channel: one ask, or the asks of one of its turns (turn-batch.ts). */
+  #onMessage(clientId: string, data: unknown): void {
+    for (const item of itemsOf(data)) this.#onAsk(clientId, item);
   }
 
   #onAsk(clientId: string, data: unknown): void {

@@ -1,4 +1,6 @@
 export { INTERNAL_MARK, isInternalKey } from '../keys/reserved-keys.ts';
+// Shared-memory event counts (u32 lo/hi pairs, one writer each): the gateway's request stats use them too.
+export { bump as bumpCount, readCount } from '../l1/counts.ts';
 export { L1_STAT_HELP } from '../l1/table.ts';
 export { STATS as TIER_STATS } from '../refresher/control.ts';
 export { type RedisTlsOptions, redactRedis } from '../refresher/redis-target.ts';

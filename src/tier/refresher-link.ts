@@ -19,6 +19,7 @@ import {
   controlChannel,
   type Reply,
 } from '../refresher/protocol.ts';
+import { itemsOf, TurnBatch } from '../refresher/turn-batch.ts';
 
 /** An ask as its sender writes it: the link adds who it is from. */
 export type Outgoing = Without<Ask, 'from'>;
@@ -41,6 +42,8 @@ export class RefresherLink {
   readonly #channel: BroadcastChannel;
   readonly #maxHeld: number;
   readonly #events: LinkEvents;
+  /** Asks of this event-loop turn, posted as one message (turn-batch.ts). */
+  readonly #batch: TurnBatch<Ask>;
   #outbox: Ask[] = [];
   #welcomed = false;
   #generation: number;
@@ -54,7 +57,11 @@ export class RefresherLink {
     this.#bus.onmessage = (event) =>
       this.#onControl((event as MessageEvent).data as ControlMessage);
     this.#channel = new BroadcastChannel(clientChannel(tierId, this.clientId));
-    this.#channel.onmessage = (event) => this.#onReply((event as MessageEvent).data as Reply);
+    this.#channel.onmessage = (event) => {
+      for (const reply of itemsOf((event as MessageEvent).data)) this.#onReply(reply as Reply);
+    };
+    const channel = this.#channel;
+    this.#batch = new TurnBatch((asks) => channel.postMessage(asks));
     // Pending work keeps the thread alive through its timers; an idle tier must not.
     this.#bus.unref();
     this.#channel.unref();
@@ -68,7 +75,7 @@ export class RefresherLink {
 
   post(ask: Outgoing): void {
     const full = { ...ask, from: this.clientId } as Ask;
-    if (this.#welcomed) this.#channel.postMessage(full);
+    if (this.#welcomed) this.#batch.add(full);
     // Bounded: every held ask belongs to a waiting caller (≤ maxWaiting) or a refresh.
     else if (this.#outbox.length < this.#maxHeld) this.#outbox.push(full);
   }
@@ -77,6 +84,8 @@ export class RefresherLink {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // What was asked this turn (releases of leases above all) goes before the channel does.
+    this.#batch.flush();
     this.#bus.postMessage({ t: 'leave', from: this.clientId } satisfies ControlMessage);
     this.#bus.close();
     this.#channel.close();
@@ -107,7 +116,7 @@ export class RefresherLink {
     this.#welcomed = true;
     const held = this.#outbox;
     this.#outbox = [];
-    for (const ask of held) this.#channel.postMessage(ask);
+    for (const ask of held) this.#batch.add(ask);
   }
 }
 

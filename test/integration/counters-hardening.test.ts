@@ -17,6 +17,7 @@ import { createL1, L1Table, L1Writer, releaseThread } from '../../src/l1/index.t
 import { keyBytesOf } from '../../src/l1/key-bytes.ts';
 import { C, COUNTER_CELL_BYTES, COUNTER_STATE, H, readLayout } from '../../src/l1/layout.ts';
 import { clientChannel, controlChannel } from '../../src/refresher/protocol.ts';
+import { itemsOf } from '../../src/refresher/turn-batch.ts';
 import { useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 import { timed } from '../fixtures/timing.ts';
@@ -190,7 +191,7 @@ describe('an ask for the total of a counter name the flusher refuses', () => {
       mine.close();
     });
     const replies: Array<{ t: string; key?: string; status?: string }> = [];
-    mine.onmessage = (event) => replies.push((event as MessageEvent).data);
+    mine.onmessage = (event) => replies.push(...(itemsOf((event as MessageEvent).data) as never[]));
     bus.postMessage({ t: 'join', from: id });
     await until('welcome', () => replies.some((r) => r.t === 'welcome'));
     // Well-formed asks (parseAsk accepts them): counter totals of names with a hash tag.

@@ -9,6 +9,7 @@ import { BroadcastChannel } from 'node:worker_threads';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { attachTier } from '../../src/index.ts';
 import { clientChannel, controlChannel } from '../../src/refresher/protocol.ts';
+import { itemsOf } from '../../src/refresher/turn-batch.ts';
 import { refresherThreadsOf } from '../../src/tier/create.ts';
 import { tierMaker, useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis/redis-clients.ts';
@@ -168,7 +169,7 @@ describe('lost wake-ups', () => {
             : setTimeout(check, 5);
         check();
       });
-    own.onmessage = (event) => replies.push((event as MessageEvent).data);
+    own.onmessage = (event) => replies.push(...(itemsOf((event as MessageEvent).data) as never[]));
     bus.postMessage({ t: 'join', from: 'leaver' });
     await heard('welcome');
     own.postMessage({ t: 'fetch', key, from: 'leaver', load: true });
@@ -216,13 +217,15 @@ describe('error reporting', () => {
       own.close();
     });
     const welcomed = new Promise((resolve) => {
-      own.onmessage = (event) => resolve((event as MessageEvent).data);
+      own.onmessage = (event) => resolve(itemsOf((event as MessageEvent).data)[0]);
     });
     bus.postMessage({ t: 'join', from: 'buggy-thread' });
     expect(await welcomed).toEqual({ t: 'welcome' });
     own.postMessage({ t: 'fetch', key: '', from: 'buggy-thread', load: false });
     own.postMessage({ t: 'fetch', key: 'k'.repeat(5000), from: 'buggy-thread', load: false });
     own.postMessage({ t: 'fetch', key: 'spoofed', from: 'someone-else', load: false });
+    // A batch (an array, as a thread's link sends one turn's asks) of garbage, too.
+    own.postMessage(['garbage', null, { t: 'fetch', key: '', from: 'buggy-thread', load: false }]);
     bus.postMessage({ t: 'join', from: 42 });
     bus.postMessage({ t: 'join', from: 'x'.repeat(1000) });
     bus.postMessage('garbage');
