@@ -5,7 +5,7 @@
  * rounds and each cell is the median (bench/lib/suite.ts).
  *
  *   npm run bench [-- --quick] [--scenario tsunami,zipf,scale-out,counters,slow-l2] [--contenders ceiling,hotshield]
- *                 [--rounds N] [--seconds N] [--threads N]
+ *                 [--rounds N] [--seconds N] [--threads N] [--loadgen autocannon,wrk] [--jit-warm S]
  *
  * Writes bench/results/<date>-<scenario>.json and bench/results/<scenario>.svg, and
  * prints a markdown report with ratios against `ceiling` and `l2-only` (counters:
@@ -18,8 +18,9 @@ import { startRedisCluster } from '../src/dev/redis-cluster.ts';
 import { ALL_CONTENDERS, type ContenderName } from './lib/contenders.ts';
 import { machine } from './lib/machine.ts';
 import { writeJson } from './lib/report.ts';
-import type { ScenarioOutcome, Suite } from './lib/suite.ts';
+import { JIT_WARM_KEY, type ScenarioOutcome, type Suite } from './lib/suite.ts';
 import { groupedBarChart } from './lib/svg.ts';
+import { wrkAvailable } from './lib/wrk.ts';
 import { counters } from './scenarios/counters.ts';
 import { scaleOut } from './scenarios/scale-out.ts';
 import { slowL2 } from './scenarios/slow-l2.ts';
@@ -43,6 +44,8 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     seconds: { type: 'string' },
     threads: { type: 'string', default: '2' },
+    loadgen: { type: 'string' },
+    'jit-warm': { type: 'string' },
   },
 });
 const quick = values.quick === true;
@@ -59,11 +62,21 @@ if (unknownScenarios.length > 0)
     `unknown scenario(s) ${unknownScenarios.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`,
   );
 
+// wrk joins autocannon wherever it is installed, unless --loadgen says otherwise.
+const loadgens = String(values.loadgen ?? (wrkAvailable() ? 'autocannon,wrk' : 'autocannon'))
+  .split(',')
+  .map((t) => {
+    if (t !== 'autocannon' && t !== 'wrk') throw new Error(`unknown load generator ${t}`);
+    if (t === 'wrk' && !wrkAvailable()) throw new Error('--loadgen wrk: wrk is not on PATH');
+    return t;
+  });
+
 const m = machine();
 const date = m.date.slice(0, 10);
 const results = new URL('./results/', import.meta.url);
 const cluster = await startRedisCluster({ masters: 3 });
 const redis = new Cluster(cluster.seeds.split(','));
+await redis.set(JIT_WARM_KEY, Buffer.alloc(64, 'w'));
 const suite: Suite = {
   quick,
   rounds: Number(values.rounds ?? (quick ? 1 : 2)),
@@ -76,6 +89,8 @@ const suite: Suite = {
   redis,
   redisPorts: cluster.nodes.map((n) => n.port),
   machine: m,
+  loadgens,
+  jitWarmSeconds: Number(values['jit-warm'] ?? (quick ? 1 : 2)),
 };
 
 /** Charts stacked vertically in one SVG document. */
@@ -115,7 +130,7 @@ console.log(
 );
 console.log(
   `${suite.threads} HTTP threads (classic: ${suite.threads} processes); ${suite.rounds} round(s) in rotated order, median shown. ` +
-    'autocannon runs as a separate process on the same cores: its CPU is the "loadgen CPU s" column.\n',
+    `Load generators: ${loadgens.join(' and ')} (a variant marked "wrk" ran under wrk), each a separate process on the same cores: its CPU is the "loadgen CPU s" column.\n`,
 );
 for (const o of outcomes)
   console.log(`${o.report}\n\nChart: bench/results/${o.name}${quick ? '-quick' : ''}.svg\n`);

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { LoadResult, LoadSpec } from '../fixtures/loadgen.ts';
 import { delta, type NodeDelta, snapshot } from './cluster-stats.ts';
 import { treeCpuSeconds, treeRssBytes } from './proc.ts';
+import { runWrk } from './wrk.ts';
 
 export interface Measurement {
   label: string;
@@ -29,6 +30,8 @@ export interface Measurement {
   /** 1 − L2 GETs / requests: the share of requests answered without Redis. */
   l1HitRatio: number;
   serverCpuSeconds: number;
+  /** The contender's CPU per request answered, in µs. */
+  serverCpuPerRequestUs: number;
   loadgenCpuSeconds: number;
   serverRssBytes: number;
 }
@@ -67,6 +70,11 @@ function runLoadgen(
   });
 }
 
+/** Run the load generator `spec` names and return what it reports (no measurement around it). */
+export function runLoad(spec: LoadSpec): Promise<{ results: LoadResult[]; cpuSeconds: number }> {
+  return spec.tool === 'wrk' ? runWrk(spec) : runLoadgen(spec, () => {});
+}
+
 export async function measure(options: {
   label: string;
   serverPids: number[];
@@ -79,11 +87,14 @@ export async function measure(options: {
   const before = await snapshot(options.redisPorts);
   const cpuBefore = options.serverPids.reduce((s, pid) => s + treeCpuSeconds(pid), 0);
   const started = performance.now();
-  const load = await runLoadgen(spec, (n) =>
-    options.progress(
-      `${label}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${n} req/s`,
-    ),
-  );
+  const load =
+    spec.tool === 'wrk'
+      ? await runWrk(spec)
+      : await runLoadgen(spec, (n) =>
+          options.progress(
+            `${label}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${n} req/s`,
+          ),
+        );
   const serverCpuSeconds =
     options.serverPids.reduce((s, pid) => s + treeCpuSeconds(pid), 0) - cpuBefore;
   const serverRssBytes = options.serverPids.reduce((s, pid) => s + treeRssBytes(pid), 0);
@@ -110,6 +121,7 @@ export async function measure(options: {
     hotNodeGetsPerSecond: hot === undefined ? undefined : hot.gets / spec.seconds,
     l1HitRatio: requests === 0 ? 0 : Math.max(0, 1 - gets / requests),
     serverCpuSeconds,
+    serverCpuPerRequestUs: requests === 0 ? 0 : (serverCpuSeconds / requests) * 1e6,
     loadgenCpuSeconds: load.cpuSeconds,
     serverRssBytes,
   };

@@ -7,14 +7,14 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import type { RedisClusterHandle } from '../../src/dev/redis-cluster.ts';
-import type { LoadSpec } from '../fixtures/loadgen.ts';
+import type { LoadSpec, LoadTool } from '../fixtures/loadgen.ts';
 import {
   CONTENDERS,
   type ContenderName,
   type ContenderOptions,
   startContender,
 } from './contenders.ts';
-import { type Measurement, measure } from './http-measure.ts';
+import { type Measurement, measure, runLoad } from './http-measure.ts';
 import type { Machine } from './machine.ts';
 import { formatBytes, formatRate, formatRatio, markdownTable, progress } from './report.ts';
 
@@ -30,6 +30,23 @@ export interface Suite {
   redis: Cluster;
   redisPorts: number[];
   machine: Machine;
+  /** The load generators the throughput scenarios run (autocannon, and wrk when on PATH). */
+  loadgens: readonly LoadTool[];
+  /**
+   * Seconds of load on JIT_WARM_PATH before each measured run (0: none), so that a fresh
+   * process's JIT warm-up, the same for every request whatever the scenario, is not
+   * what a short run measures. The warm key is not a scenario key: the scenario's keys
+   * still start cold.
+   */
+  jitWarmSeconds: number;
+}
+
+/** The key every contender serves during its JIT warm-up (run.ts stores it). */
+export const JIT_WARM_KEY = 'bench:jit-warm';
+
+/** A variant's name in the tables: autocannon's as it is, wrk's with " wrk". */
+export function variantName(name: string, tool: LoadTool = 'autocannon'): string {
+  return tool === 'autocannon' ? name : `${name} wrk`;
 }
 
 /** What a scenario hands back: its JSON record, its report section, its goal lines. */
@@ -84,14 +101,19 @@ export async function compete(
   hotNodePort?: number,
   /** Requested once before measuring, so the run starts warm instead of cold. */
   warmPath?: string,
+  /** Each variant runs once per load generator (named by variantName). */
+  tools: readonly LoadTool[] = ['autocannon'],
 ): Promise<Cell[]> {
   // Only those that serve GET /v1/kv/<key> (not direct-incr, the counters baseline).
   const chosen = suite.contenders.filter((c) => (CONTENDERS as readonly string[]).includes(c));
-  const cells: Cell[] = variants.flatMap((v) =>
+  const runs = tools.flatMap((tool) =>
+    variants.map((v) => ({ ...v, tool, name: variantName(v.name, tool) })),
+  );
+  const cells: Cell[] = runs.flatMap((v) =>
     chosen.map((contender) => ({ contender, variant: v.name, runs: [] })),
   );
   for (let round = 0; round < suite.rounds; round++) {
-    for (const variant of variants) {
+    for (const variant of runs) {
       const order = chosen.map((_, i) => chosen[(i + round) % chosen.length]);
       for (const contender of order) {
         // A fresh process each time: the run includes the cold start (empty L1).
@@ -101,6 +123,16 @@ export async function compete(
           ...options,
         });
         try {
+          if (suite.jitWarmSeconds > 0) {
+            await runLoad({
+              tool: variant.tool,
+              urls: [running.url('/')],
+              connections: suite.connections,
+              pipelining: variant.pipelining,
+              seconds: suite.jitWarmSeconds,
+              path: `/v1/kv/${JIT_WARM_KEY}`,
+            });
+          }
           if (warmPath !== undefined) {
             const warm = await fetch(running.url(warmPath));
             await warm.arrayBuffer();
@@ -112,6 +144,7 @@ export async function compete(
             hotNodePort,
             progress,
             spec: {
+              tool: variant.tool,
               urls: [running.url('/')],
               connections: suite.connections,
               pipelining: variant.pipelining,
@@ -150,6 +183,7 @@ export function summarise(cells: Cell[]) {
       redisCpuSeconds: pick((r) => r.redis.reduce((s, n) => s + n.cpuSeconds, 0)),
       l1HitRatio: pick((r) => r.l1HitRatio),
       serverCpuSeconds: pick((r) => r.serverCpuSeconds),
+      serverCpuPerRequestUs: pick((r) => r.serverCpuPerRequestUs),
       loadgenCpuSeconds: pick((r) => r.loadgenCpuSeconds),
       serverRssBytes: pick((r) => r.serverRssBytes),
     };
@@ -177,6 +211,7 @@ export function table(rows: Row[], extra: Array<[string, (r: Row) => string]>): 
       'non-2xx + errors',
       ...extra.map(([h]) => h),
       'server CPU s',
+      'server µs/req',
       'loadgen CPU s',
       'server RSS',
     ],
@@ -186,10 +221,11 @@ export function table(rows: Row[], extra: Array<[string, (r: Row) => string]>): 
       formatRate(r.requestsPerSecond),
       formatRatio(r.requestsPerSecond / rate('ceiling', r.variant)),
       formatRatio(r.requestsPerSecond / rate('l2-only', r.variant)),
-      `${r.p50} / ${r.p99} / ${r.p999}`,
+      [r.p50, r.p99, r.p999].map(ms).join(' / '),
       String(r.failures),
       ...extra.map(([, f]) => f(r)),
       r.serverCpuSeconds.toFixed(1),
+      r.serverCpuPerRequestUs.toFixed(1),
       r.loadgenCpuSeconds.toFixed(1),
       formatBytes(r.serverRssBytes),
     ]),
@@ -197,3 +233,6 @@ export function table(rows: Row[], extra: Array<[string, (r: Row) => string]>): 
 }
 
 export const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+
+/** A latency in ms as the table shows it: whole (autocannon's) or to 0.1 ms (wrk's). */
+const ms = (x: number): string => (Number.isInteger(x) ? String(x) : x.toFixed(1));

@@ -4,7 +4,7 @@
  * (1 − Redis GETs / requests) and throughput.
  */
 
-import { formatBytes, formatPercent, progress } from '../lib/report.ts';
+import { formatBytes, formatPercent, formatRate, formatRatio, progress } from '../lib/report.ts';
 import {
   compete,
   find,
@@ -13,6 +13,7 @@ import {
   type Suite,
   summarise,
   table,
+  variantName,
 } from '../lib/suite.ts';
 
 export async function zipf(suite: Suite): Promise<ScenarioOutcome> {
@@ -34,16 +35,40 @@ export async function zipf(suite: Suite): Promise<ScenarioOutcome> {
     [{ name: 'p1', pipelining: 1 }],
     { softTtlMs: suite.softTtlMs, bodyBytes: valueBytes, l1Bytes },
     { zipf: { keys, s: 0.99, seed: 42, prefix: '/v1/kv/bench:z:' } },
+    undefined,
+    undefined,
+    suite.loadgens,
   );
   const rows = summarise(cells);
-  const hs = find(rows, 'hotshield', 'p1');
-  const classic = find(rows, 'classic', 'p1');
-  const goals =
-    hs && classic
-      ? [
-          `zipf hit ratio: hotshield ${formatPercent(hs.l1HitRatio)} vs classic two-tier ${formatPercent(classic.l1HitRatio)} with the same total L1 bytes (goal ≥: ${met(hs.l1HitRatio >= classic.l1HitRatio)})`,
-        ]
-      : [];
+  const goals: string[] = [];
+  for (const tool of suite.loadgens) {
+    const v = variantName('p1', tool);
+    const hs = find(rows, 'hotshield', v);
+    const classic = find(rows, 'classic', v);
+    const l2 = find(rows, 'l2-only', v);
+    if (hs === undefined) continue;
+    const vs = (other: typeof hs | undefined, name: string, goal: number) =>
+      other === undefined
+        ? []
+        : [
+            `${formatRatio(hs.requestsPerSecond / other.requestsPerSecond)} of ${name} (goal ≥ ${goal.toFixed(2)}×: ${met(hs.requestsPerSecond >= goal * other.requestsPerSecond)})`,
+          ];
+    const parts = [...vs(l2, 'l2-only', 1.25), ...vs(classic, 'classic two-tier', 1.1)];
+    if (parts.length > 0)
+      goals.push(
+        `zipf ${v} throughput: hotshield ${formatRate(hs.requestsPerSecond)} req/s = ${parts.join('; ')}`,
+      );
+    if (l2 !== undefined)
+      goals.push(
+        `zipf ${v} server CPU per request: hotshield ${hs.serverCpuPerRequestUs.toFixed(1)} µs, l2-only ${l2.serverCpuPerRequestUs.toFixed(1)} µs (goal ≤: ${met(hs.serverCpuPerRequestUs <= l2.serverCpuPerRequestUs)})`,
+      );
+    if (classic !== undefined)
+      goals.push(
+        `zipf ${v} hit ratio: hotshield ${formatPercent(hs.l1HitRatio)} vs classic two-tier ${formatPercent(classic.l1HitRatio)} with the same total L1 bytes (goal ≥: ${met(hs.l1HitRatio >= classic.l1HitRatio)})`,
+      );
+  }
+  const label = (r: (typeof rows)[number]) =>
+    r.variant === 'p1' ? r.contender : `${r.contender} (${r.variant})`;
   const served = rows.filter((r) => r.contender !== 'ceiling');
   return {
     name: 'zipf',
@@ -70,13 +95,13 @@ export async function zipf(suite: Suite): Promise<ScenarioOutcome> {
     chart: [
       {
         categories: ['requests/s'],
-        series: rows.map((r) => ({ name: r.contender, values: [r.requestsPerSecond] })),
+        series: rows.map((r) => ({ name: label(r), values: [r.requestsPerSecond] })),
         yLabel: 'requests/s',
       },
       {
         categories: ['hit ratio %'],
         series: served.map((r) => ({
-          name: r.contender,
+          name: label(r),
           values: [Math.round(r.l1HitRatio * 1000) / 10],
         })),
         yLabel: 'L1 hit ratio (%)',

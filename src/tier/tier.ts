@@ -28,6 +28,9 @@ import type {
   TierStats,
 } from './types.ts';
 
+/** The options of a call that passed none (one object, not one per call). */
+const NO_OPTIONS: GetOptions = Object.freeze({});
+
 /** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
 const COUNTER_HANDLES_LIMIT = 10_000;
 
@@ -96,25 +99,43 @@ export class Tier {
    * A fresh L1 hit returns at once; a stale one returns at once and refreshes in the
    * background; a miss waits for the refresher (at most `timeout`).
    */
-  async get(key: string, options: GetOptions = {}): Promise<unknown> {
-    return (await this.lookup(key, options))?.value;
+  get(key: string, options: GetOptions = NO_OPTIONS): Promise<unknown> {
+    // Not async: a hit settles one promise, without a second async layer (lookup's).
+    try {
+      const known = this.#known(key, options);
+      if (known !== undefined) return Promise.resolve(known === null ? undefined : known.value);
+      return this.#miss(key, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Like get, with where the value came from and its age (for HTTP `x-cache` and `age`). */
-  async lookup(key: string, options: GetOptions = {}): Promise<Lookup | undefined> {
+  async lookup(key: string, options: GetOptions = NO_OPTIONS): Promise<Lookup | undefined> {
+    const known = this.#known(key, options);
+    if (known !== undefined) return known ?? undefined;
+    const value = await this.#miss(key, options);
+    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0, version: 0 };
+  }
+
+  /** What L1 says for a get or lookup (see #fromL1), after the call's checks. */
+  #known(key: string, options: GetOptions): Lookup | null | undefined {
     this.#assertOpen();
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    const known = this.#fromL1(checkReadKey(key), loader !== undefined);
-    if (known !== undefined) return known ?? undefined;
+    return this.#fromL1(checkReadKey(key), loader !== undefined);
+  }
+
+  /** Ask the refresher (and the loader, if any) for a key L1 could not answer. */
+  #miss(key: string, options: GetOptions): Promise<unknown> {
+    const loader = options.loader;
     // A loader's value is written to Redis: the key must be writable (checked here, past
     // the L1 hit, where nothing is written and the check would cost every hit).
     if (loader !== undefined) checkWritable(key, this.#config.counterShards);
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
-    const value = await this.#asks.fetch(key, loader, ttlMs, timeoutMs);
-    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0, version: 0 };
+    return this.#asks.fetch(key, loader, ttlMs, timeoutMs);
   }
 
   /**
