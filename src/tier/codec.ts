@@ -48,7 +48,9 @@ export function encode(codec: CodecName, value: unknown): Uint8Array {
 /** Decode `bytes` stored with `flags`, for a reader using `codec`. */
 export function decode(codec: CodecName, bytes: Buffer | Uint8Array, flags: number): unknown {
   const stored = flags & FLAG_CODEC_MASK;
-  if (codec === 'raw') return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes);
+  // A view, not a copy: the bytes are this thread's own (an L1 copy-out or a reply's clone).
+  if (codec === 'raw')
+    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (stored !== CODEC_ID.unknown && stored !== CODEC_ID[codec]) {
     const name = CODECS.find((c) => CODEC_ID[c] === stored) ?? `#${stored}`;
     throw new HotshieldError(
