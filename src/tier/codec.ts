@@ -50,7 +50,9 @@ export function decode(codec: CodecName, bytes: Buffer | Uint8Array, flags: numb
   const stored = flags & FLAG_CODEC_MASK;
   // A view, not a copy: the bytes are this thread's own (an L1 copy-out or a reply's clone).
   if (codec === 'raw')
-    return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    return Buffer.isBuffer(bytes)
+      ? bytes
+      : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (stored !== CODEC_ID.unknown && stored !== CODEC_ID[codec]) {
     const name = CODECS.find((c) => CODEC_ID[c] === stored) ?? `#${stored}`;
     throw new HotshieldError(
