@@ -74,6 +74,9 @@ export class RefresherLink {
   }
 
   post(ask: Outgoing): void {
+    // A closed channel throws on postMessage, and the batch posts later, outside any
+    // caller's try: after close nothing is sent (close flushed what came before).
+    if (this.#closed) return;
     const full = { ...ask, from: this.clientId } as Ask;
     if (this.#welcomed) this.#batch.add(full);
     // Bounded: every held ask belongs to a waiting caller (≤ maxWaiting) or a refresh.
