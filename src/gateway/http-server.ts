@@ -99,7 +99,9 @@ function limitedServer(handler: Handler): Server {
     conn.req = req;
     conn.res = res;
     // Node gives a response the socket at once unless an earlier one is unfinished; only
-    // those it queues need counting (no listener on the common, unpipelined request).
+    // those it queues need counting (no listener on the common, unpipelined request), and
+    // each stops counting when Node hands it the socket ('socket'). Unsent replies are
+    // the queued ones plus the one being sent.
     if (res.socket === null) {
       if (conn.queued + 1 >= HTTP_LIMITS.maxPipelined) {
         // Pipelining deeper than any client needs, and not reading the replies: cut it off.
@@ -108,7 +110,7 @@ function limitedServer(handler: Handler): Server {
       }
       conn.queued++;
       const c = conn;
-      res.once('close', () => c.queued--);
+      res.once('socket', () => c.queued--);
     }
     handler(req, res);
   };

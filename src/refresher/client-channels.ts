@@ -60,10 +60,13 @@ export class ClientChannels {
     if (!this.#stopped) this.#clients.get(clientId)?.replies.add(reply);
   }
 
-  /** Hear no more joins, leaves or asks, and send no more replies (the refresher is closing). */
+  /**
+   * Hear no more joins, leaves or asks, and send no more replies (the refresher is
+   * closing); what was answered already goes out now (an ack of a write Redis applied).
+   */
   stop(): void {
     this.#stopped = true;
-    for (const client of this.#clients.values()) client.replies.discard();
+    for (const client of this.#clients.values()) client.replies.flush();
   }
 
   /** Tell every thread the tier is closed (they fail what they wait for) and close every channel. */

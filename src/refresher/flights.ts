@@ -27,6 +27,7 @@ import type { EntryStore } from './entry-store.ts';
 import type { L2Client, L2Read } from './l2-client.ts';
 import { type Ask, CODEC_ID, FLAG_ABSENT, FLAG_GONE, type Reply } from './protocol.ts';
 import type { ReadBatcher } from './read-batcher.ts';
+import { exactBytes } from './turn-batch.ts';
 
 interface Flight {
   readonly key: string;
@@ -117,7 +118,7 @@ export class Flights {
             : 'absent';
       const reply: Reply = { t: 'done', key, to: from, status };
       if (status === 'ok') {
-        reply.value = entry.value;
+        reply.value = exactBytes(entry.value);
         reply.flags = entry.flags;
       }
       this.#clients.send(from, reply);
@@ -168,7 +169,7 @@ export class Flights {
       if (f.superseded) this.#unloaded(f);
       else this.#lease(f);
     } else if (f.superseded) {
-      this.#finish(f, { status: 'ok', value: read, flags: CODEC_ID.unknown });
+      this.#finish(f, { status: 'ok', value: exactBytes(read), flags: CODEC_ID.unknown });
     } else {
       this.#finishStored(f, read, CODEC_ID.unknown, 0);
     }
@@ -326,7 +327,7 @@ export class Flights {
   #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
     // L1 could not take it: drop the older copy, so it cannot outlive this read.
     if (!this.#entries.store(f.key, value, flags, ttlMs)) this.#entries.delete(f.key);
-    this.#finish(f, { status: 'ok', value, flags });
+    this.#finish(f, { status: 'ok', value: exactBytes(value), flags });
   }
 
   #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {

@@ -35,7 +35,29 @@ export class TurnBatch<T> {
     if (items.length === 0) return;
     this.#items = [];
     for (let i = 0; i < items.length; i += MAX_BATCH)
-      this.#post(i === 0 && items.length <= MAX_BATCH ? items : items.slice(i, i + MAX_BATCH));
+      this.#postSafely(
+        i === 0 && items.length <= MAX_BATCH ? items : items.slice(i, i + MAX_BATCH),
+      );
+  }
+
+  /**
+   * Post, never throw: this runs in setImmediate, where a throw would kill the thread.
+   * A batch that cannot be cloned is sent item by item and what still fails is dropped
+   * (its caller's timer answers it).
+   */
+  #postSafely(items: T[]): void {
+    try {
+      this.#post(items);
+    } catch {
+      if (items.length === 1) return;
+      for (const item of items) {
+        try {
+          this.#post([item]);
+        } catch {
+          // Dropped, as above.
+        }
+      }
+    }
   }
 
   /** Forget what is held (its channel is gone). */
@@ -44,6 +66,16 @@ export class TurnBatch<T> {
     this.#scheduled = undefined;
     this.#items = [];
   }
+}
+
+/**
+ * `bytes` as a view that spans its whole buffer, copied if it does not (or if `copy`):
+ * a structured clone copies a view's entire ArrayBuffer, and ioredis hands out views
+ * of its socket chunks (up to 64 KiB), L1 copy-outs views of Node's 8 KiB pool.
+ */
+export function exactBytes(bytes: Uint8Array, copy = false): Uint8Array {
+  if (!copy && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  return new Uint8Array(bytes);
 }
 
 /** The items of a message from another thread: an array (a batch) or a single item. */

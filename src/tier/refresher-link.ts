@@ -19,7 +19,7 @@ import {
   controlChannel,
   type Reply,
 } from '../refresher/protocol.ts';
-import { itemsOf, TurnBatch } from '../refresher/turn-batch.ts';
+import { exactBytes, itemsOf, TurnBatch } from '../refresher/turn-batch.ts';
 
 /** An ask as its sender writes it: the link adds who it is from. */
 export type Outgoing = Without<Ask, 'from'>;
@@ -77,7 +77,13 @@ export class RefresherLink {
     // A closed channel throws on postMessage, and the batch posts later, outside any
     // caller's try: after close nothing is sent (close flushed what came before).
     if (this.#closed) return;
-    const full = { ...ask, from: this.clientId } as Ask;
+    // The bytes as they are now, exactly: the batch is cloned later in the turn, and a
+    // caller may reuse (or transfer) its buffer once set() has returned its promise.
+    const full = (
+      'value' in ask
+        ? { ...ask, value: exactBytes(ask.value, true), from: this.clientId }
+        : { ...ask, from: this.clientId }
+    ) as Ask;
     if (this.#welcomed) this.#batch.add(full);
     // Bounded: every held ask belongs to a waiting caller (≤ maxWaiting) or a refresh.
     else if (this.#outbox.length < this.#maxHeld) this.#outbox.push(full);
@@ -97,6 +103,9 @@ export class RefresherLink {
   /** Ask the refresher to open its end of this client's channel; it answers `welcome`. */
   #join(): void {
     this.#welcomed = false;
+    // Asks of this turn were meant for the refresher that is gone: the owner asks the new
+    // one again (restarted) and fails the writes it cannot vouch for.
+    this.#batch.discard();
     this.#bus.postMessage({ t: 'join', from: this.clientId } satisfies ControlMessage);
   }
 

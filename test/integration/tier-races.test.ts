@@ -238,3 +238,20 @@ describe('error reporting', () => {
     expect(await tier.get('r:after-garbage')).toBe('ok');
   });
 });
+
+describe('bytes handed to set()', () => {
+  it('are taken when set() is called: the caller may reuse its buffer at once (raw codec)', async () => {
+    const tier = await tierMaker(cluster, { codec: 'raw' })();
+    const buf = Buffer.from('first value');
+    const first = tier.set('r:reused-buffer:1', buf);
+    // Reused before the turn ends, i.e. before the batch of asks is posted.
+    buf.write('other value');
+    const second = tier.set('r:reused-buffer:2', buf);
+    buf.fill(0);
+    await Promise.all([first, second]);
+    const redis = clusterClient(cluster.seeds);
+    expect(await redis.get('r:reused-buffer:1')).toBe('first value');
+    expect(await redis.get('r:reused-buffer:2')).toBe('other value');
+    expect(String(await tier.get('r:reused-buffer:1'))).toBe('first value');
+  });
+});

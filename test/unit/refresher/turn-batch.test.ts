@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { itemsOf, MAX_BATCH, TurnBatch } from '../../../src/refresher/turn-batch.ts';
+import { exactBytes, itemsOf, MAX_BATCH, TurnBatch } from '../../../src/refresher/turn-batch.ts';
 
 const nextTurn = () => new Promise((r) => setImmediate(r));
 
@@ -48,5 +48,30 @@ describe('TurnBatch (one message per event-loop turn)', () => {
     expect(itemsOf('garbage')).toEqual(['garbage']);
     expect(itemsOf([1, 2])).toEqual([1, 2]);
     expect(itemsOf(new Array(MAX_BATCH + 10).fill(0))).toHaveLength(MAX_BATCH);
+  });
+
+  it('a batch that cannot be cloned is posted item by item; only what fails is dropped, nothing throws', async () => {
+    const posted: unknown[][] = [];
+    const batch = new TurnBatch<unknown>((items) => {
+      structuredClone(items);
+      posted.push(items);
+    });
+    batch.add('a');
+    batch.add(() => 'a function cannot be cloned');
+    batch.add('b');
+    await nextTurn();
+    expect(posted).toEqual([['a'], ['b']]);
+  });
+
+  it('exactBytes: a view of part of a buffer becomes its own exact copy (a clone would copy the whole buffer)', () => {
+    const big = new Uint8Array(64 * 1024).fill(7);
+    const part = big.subarray(100, 110);
+    const exact = exactBytes(part);
+    expect(exact.buffer.byteLength).toBe(10);
+    expect([...exact]).toEqual([...part]);
+    const whole = new Uint8Array(10);
+    expect(exactBytes(whole)).toBe(whole);
+    expect(exactBytes(whole, true)).not.toBe(whole);
+    expect(structuredClone({ v: exact }).v.buffer.byteLength).toBe(10);
   });
 });
