@@ -70,9 +70,15 @@ function runLoadgen(
   });
 }
 
-/** Run the load generator `spec` names and return what it reports (no measurement around it). */
-export function runLoad(spec: LoadSpec): Promise<{ results: LoadResult[]; cpuSeconds: number }> {
-  return spec.tool === 'wrk' ? runWrk(spec) : runLoadgen(spec, () => {});
+/**
+ * Run the load generator `spec` names and return what it reports; `onTick` hears
+ * autocannon's requests of each second (wrk reports only at its end).
+ */
+export function runLoad(
+  spec: LoadSpec,
+  onTick: (requests: number) => void = () => {},
+): Promise<{ results: LoadResult[]; cpuSeconds: number }> {
+  return spec.tool === 'wrk' ? runWrk(spec) : runLoadgen(spec, onTick);
 }
 
 export async function measure(options: {
@@ -87,14 +93,11 @@ export async function measure(options: {
   const before = await snapshot(options.redisPorts);
   const cpuBefore = options.serverPids.reduce((s, pid) => s + treeCpuSeconds(pid), 0);
   const started = performance.now();
-  const load =
-    spec.tool === 'wrk'
-      ? await runWrk(spec)
-      : await runLoadgen(spec, (n) =>
-          options.progress(
-            `${label}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${n} req/s`,
-          ),
-        );
+  const load = await runLoad(spec, (n) =>
+    options.progress(
+      `${label}: ${((performance.now() - started) / 1000).toFixed(0)} s, ${n} req/s`,
+    ),
+  );
   const serverCpuSeconds =
     options.serverPids.reduce((s, pid) => s + treeCpuSeconds(pid), 0) - cpuBefore;
   const serverRssBytes = options.serverPids.reduce((s, pid) => s + treeRssBytes(pid), 0);

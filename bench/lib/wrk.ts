@@ -16,8 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult, LoadSpec } from '../fixtures/loadgen.ts';
-import { prng } from './prng.ts';
-import { zipfTrace } from './zipf.ts';
+import { loadTrace } from './zipf.ts';
 
 /** True when `wrk` runs here. */
 export function wrkAvailable(): boolean {
@@ -62,8 +61,8 @@ interface WrkSummary {
 
 function pathsOf(path: LoadSpec['path']): string {
   if (typeof path === 'string') return `${path}\n`;
-  const { keys, s, seed, prefix } = path.zipf;
-  return `${Array.from(zipfTrace(keys, s, 2_000_000, prng(seed)).requests, (k) => `${prefix}${k}`).join('\n')}\n`;
+  const { prefix } = path.zipf;
+  return `${Array.from(loadTrace(path.zipf), (k) => `${prefix}${k}`).join('\n')}\n`;
 }
 
 /** One wrk run against each of `spec.urls` at once; resolves like loadgen.ts's output. */

@@ -11,7 +11,7 @@
  * whatever order keys were created or hashed in).
  */
 
-import { type Prng, shuffle } from './prng.ts';
+import { type Prng, prng, shuffle } from './prng.ts';
 
 export interface ZipfTrace {
   /** Key index of each request. */
@@ -53,4 +53,13 @@ export function zipfTrace(n: number, s: number, requests: number, rng: Prng): Zi
     topProbability: 1 / total,
     massOfTop: (k) => (k <= 0 ? 0 : cumulative[Math.min(k, n) - 1] / total),
   };
+}
+
+/**
+ * The key indexes a load generator cycles through for a Zipf load: one long seeded trace,
+ * precomputed so the sampler's cost stays out of the measurement, and the same for
+ * autocannon (fixtures/loadgen.ts) and wrk (wrk.ts).
+ */
+export function loadTrace(zipf: { keys: number; s: number; seed: number }): Uint32Array {
+  return zipfTrace(zipf.keys, zipf.s, 2_000_000, prng(zipf.seed)).requests;
 }

@@ -19,8 +19,7 @@
 import { METHODS } from 'node:http';
 import { bumpCount as bump, readCount } from '../tier/index.ts';
 
-export const REQUEST_ROUTES = ['kv', 'counter', 'healthz', 'readyz', 'metrics', 'other'] as const;
-export type RequestRoute = (typeof REQUEST_ROUTES)[number];
+const REQUEST_ROUTES = ['kv', 'counter', 'healthz', 'readyz', 'metrics', 'other'] as const;
 
 /** Upper bounds of the latency histogram's buckets, in seconds (prom-client's `le`). */
 export const LATENCY_BUCKETS = [
@@ -34,7 +33,7 @@ const OVERFLOW = COUNTS + 2 * MAX_COMBOS;
 const LATENCY = OVERFLOW + 2;
 const ROUTE_WORDS = 2 * (LATENCY_BUCKETS.length + 1) + 2;
 const BLOCK_WORDS = LATENCY + REQUEST_ROUTES.length * ROUTE_WORDS;
-export const REQUEST_STATS_BYTES = BLOCK_WORDS * 4;
+const REQUEST_STATS_BYTES = BLOCK_WORDS * 4;
 
 /** Methods Node's parser accepts, and a last index for anything else. */
 const METHOD_NAMES: readonly string[] = [...METHODS, 'other'];

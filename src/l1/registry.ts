@@ -74,8 +74,7 @@ export function releaseThread(handle: L1Handle, threadId: number): number {
       `releaseThread needs the worker's threadId as read while it ran (got ${threadId})`,
     );
   }
-  const layout = readLayout(handle?.sab);
-  const v = makeViews(handle.sab, layout);
+  const v = makeViews(handle.sab, readLayout(handle?.sab));
   Atomics.compareExchange(v.header, H.WRITER_OWNER, threadId + 1, 0);
   return releaseThreadLines(v, threadId);
 }
