@@ -15,7 +15,8 @@
  *          every time anyway.
  *
  * Rounds rotate the contenders' order; the report gives medians (ops/s summed over the
- * threads) and hotshield's ratio to each. Every read's value is checked.
+ * threads) and hotshield's ratio to each. Every read's value is checked (length and
+ * first byte, which name the key).
  *
  *   npm run bench:tier [-- --quick] [-- --rounds 3 --seconds 2 --concurrency 32]
  */
