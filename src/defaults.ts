@@ -15,6 +15,7 @@ type Default =
 
 export const TIER_DEFAULTS = {
   l1Bytes: { kind: 'size', value: 64 * 1024 * 1024 },
+  memoBytes: { kind: 'size', value: 4 * 1024 * 1024 },
   softTtl: { kind: 'duration', value: 3000 },
   staleTtl: { kind: 'duration', value: 30_000 },
   negativeTtl: { kind: 'duration', value: 1000 },

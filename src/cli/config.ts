@@ -70,6 +70,10 @@ export const SETTINGS = {
     shown: String(GATEWAY_DEFAULTS.processes),
   },
   'l1-bytes': { tier: 'l1Bytes', help: 'L1 byte budget per process, e.g. 256mb' },
+  'memo-bytes': {
+    tier: 'memoBytes',
+    help: 'per HTTP thread: recent replies kept ready, re-validated against L1 (0 disables)',
+  },
   'soft-ttl': { tier: 'softTtl', help: 'refresh a cached value after this age, e.g. 3s' },
   'stale-ttl': {
     tier: 'staleTtl',

@@ -80,22 +80,36 @@ function ttlOf(query: URLSearchParams): number | undefined {
   return ms;
 }
 
-/**
- * ETags of recent entries by key, valid while the L1 entry's version is unchanged: a
- * hot key's hash is computed once per refresh, not once per request. Per thread,
- * bounded (forgotten wholesale when full).
- */
-const etags = new Map<string, { version: number; etag: string }>();
-const ETAG_CACHE_LIMIT = 10_000;
+/** What a reply of a stored value needs, derived from its bytes once per entry version. */
+interface Prepared {
+  version: number;
+  etag: string;
+  contentType: string;
+  body: Buffer;
+}
 
-function etagFor(key: string, found: Lookup, stored: Buffer): string {
-  if (found.version === 0) return etagOf(stored);
-  const cached = etags.get(key);
-  if (cached !== undefined && cached.version === found.version) return cached.etag;
-  if (etags.size >= ETAG_CACHE_LIMIT) etags.clear();
-  const etag = etagOf(stored);
-  etags.set(key, { version: found.version, etag });
-  return etag;
+function prepare(stored: Buffer, version: number): Prepared {
+  const { contentType, body } = unwrap(stored);
+  return { version, etag: etagOf(stored), contentType, body };
+}
+
+/**
+ * Replies of recent entries by key, valid while the L1 entry's version is unchanged: a
+ * hot key's envelope is read and its hash computed once per refresh, not once per
+ * request. Per thread, bounded (forgotten wholesale when full).
+ */
+const prepared = new Map<string, Prepared>();
+const PREPARED_LIMIT = 10_000;
+
+function preparedFor(key: string, found: Lookup): Prepared {
+  const stored = found.value as Buffer;
+  if (found.version === 0) return prepare(stored, 0);
+  const cached = prepared.get(key);
+  if (cached !== undefined && cached.version === found.version) return cached;
+  if (prepared.size >= PREPARED_LIMIT) prepared.clear();
+  const made = prepare(stored, found.version);
+  prepared.set(key, made);
+  return made;
 }
 
 const X_CACHE = { hit: 'HIT', stale: 'STALE', miss: 'MISS' } as const satisfies Record<
@@ -105,9 +119,7 @@ const X_CACHE = { hit: 'HIT', stale: 'STALE', miss: 'MISS' } as const satisfies 
 
 function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found: Lookup): number {
   const head = req.method === 'HEAD';
-  const stored = found.value as Buffer;
-  const { contentType, body } = unwrap(stored);
-  const etag = etagFor(key, found, stored);
+  const { etag, contentType, body } = preparedFor(key, found);
   const headers: Record<string, string | number> = {
     etag,
     'x-cache': X_CACHE[found.cache],

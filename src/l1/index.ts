@@ -13,12 +13,15 @@ export type { CounterState, PendingFlush } from './counters.ts';
 export { createL1, type L1Handle, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
 export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
+export { ReadMemo } from './read-memo.ts';
 export { releaseThread } from './registry.ts';
 export {
   type CounterTicket,
   type EntryState,
   type L1Entry,
+  type L1Ref,
   type L1Stats,
   L1Table,
+  newRef,
 } from './table.ts';
 export { type L1SetOptions, L1Writer, type WriterOptions } from './writer.ts';

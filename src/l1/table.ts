@@ -40,6 +40,8 @@ import {
   REGISTRY_LINE_WORDS,
   type ReaderStatName,
   readLayout,
+  SLOT_PTR,
+  SLOT_WORDS,
   WRITER_STAT_NAMES,
   type WriterStatName,
   WS,
@@ -48,6 +50,26 @@ import { claimReaderLine, releaseLine } from './registry.ts';
 import { makeViews, type Views } from './views.ts';
 
 export type EntryState = 'fresh' | 'stale';
+
+/**
+ * Where a read found its entry, filled in by `get(key, ref)`: enough for `freshAge(ref)`
+ * to tell later, with two loads and no copy, whether that very entry is still the one
+ * published for its key. Entries are immutable once published and every write is a new
+ * entry with a new version, so "same slot, same pointer, same version" means "same value".
+ */
+export interface L1Ref {
+  slot: number;
+  ptr: number;
+  version: number;
+  /** Table-clock milliseconds (see now()). */
+  storedAt: number;
+  softExpiresAt: number;
+}
+
+/** An empty L1Ref to pass to get(). */
+export function newRef(): L1Ref {
+  return { slot: 0, ptr: 0, version: 0, storedAt: 0, softExpiresAt: 0 };
+}
 
 export interface L1Entry {
   value: Buffer;
@@ -129,7 +151,7 @@ export class L1Table {
    * Look `key` up. Returns a copy of the value with its metadata, or undefined when
    * the key is absent or past its hard expiry. Never blocks, never awaits.
    */
-  get(key: string | Uint8Array): L1Entry | undefined {
+  get(key: string | Uint8Array, ref?: L1Ref): L1Entry | undefined {
     if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
     const v = this.#v;
     const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
@@ -141,7 +163,7 @@ export class L1Table {
       const seq = Atomics.add(reg, seqIdx, 1) + 1;
       let entry: L1Entry | undefined;
       if (findKey(v, this.#scratch, len, hash, this.#probe))
-        entry = this.#readEntry(this.#probe.ptr, len);
+        entry = this.#readEntry(this.#probe.ptr, len, ref);
       // leave: pairs with GracePeriod.wait; fails only if the writer revoked this section.
       if (Atomics.compareExchange(reg, seqIdx, seq, seq + 1) !== seq) continue;
       if (entry === undefined) {
@@ -150,6 +172,7 @@ export class L1Table {
       }
       if (entry.state === 'fresh') bump(reg, this.#line + R.HITS);
       else bump(reg, this.#line + R.STALE_HITS);
+      if (ref !== undefined) ref.slot = this.#probe.slot;
       return entry;
     }
     // Revoked twice in a row: the writer thinks this thread is stuck; report a miss.
@@ -157,7 +180,35 @@ export class L1Table {
     return undefined;
   }
 
-  #readEntry(ptr: number, keyLen: number): L1Entry | undefined {
+  /**
+   * The age in whole milliseconds of the entry `ref` was filled from, if that entry is
+   * still the one published for its key and still fresh; -1 otherwise (then `get` again).
+   * Counted as a hit, and bumps the entry's access count like a read: a hot key served
+   * this way stays hot for eviction.
+   *
+   * No read section is needed: nothing is copied, and the two loads are enough. The
+   * index slot pointing at `ptr` (load 1) and `ptr` still holding `version` (load 2)
+   * means the slot pointed at this entry at load 1: versions are never reused, so the
+   * bytes at `ptr` cannot have held another entry then and this one again at load 2.
+   */
+  freshAge(ref: L1Ref): number {
+    if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
+    const v = this.#v;
+    // acquire: pairs with publish()/unlink() of the writer, as in findKey.
+    if (Atomics.load(v.index, SLOT_WORDS * ref.slot + SLOT_PTR) !== ref.ptr) return -1;
+    const w = ptrToOffset(ref.ptr) >>> 2;
+    if (Atomics.load(v.arenaU32, w + E.VERSION / 4) !== ref.version) return -1;
+    const now = this.#clock.now();
+    if (now >= ref.softExpiresAt) return -1;
+    const access = v.arenaU32[w + E.ACCESS / 4];
+    if ((access & MAX_ACCESS) < MAX_ACCESS && access >>> 2 === (ref.version & 0x3fffffff)) {
+      Atomics.compareExchange(v.arenaU32, w + E.ACCESS / 4, access, access + 1);
+    }
+    bump(this.#reg, this.#line + R.HITS);
+    return Math.floor(now - ref.storedAt);
+  }
+
+  #readEntry(ptr: number, keyLen: number, ref: L1Ref | undefined): L1Entry | undefined {
     const v = this.#v;
     const off = ptrToOffset(ptr);
     const w = off >>> 2;
@@ -179,6 +230,12 @@ export class L1Table {
     }
     const value = Buffer.allocUnsafe(valueLen);
     v.arenaBuf.copy(value, 0, start, start + valueLen);
+    if (ref !== undefined) {
+      ref.ptr = ptr;
+      ref.version = version;
+      ref.storedAt = v.arenaF64[d + E.STORED_AT / 8];
+      ref.softExpiresAt = v.arenaF64[d + E.SOFT_EXPIRES_AT / 8];
+    }
     // Only small integers in the result: a double field would be one more heap allocation.
     return {
       value,

@@ -44,6 +44,13 @@ export interface TierOptions {
   tls?: boolean | RedisTlsOptions;
   /** L1 byte budget for this process (default 64mb). */
   l1Bytes?: Size;
+  /**
+   * Per thread: bytes of recently read values each thread keeps decoded, re-validated
+   * against L1 on every read, so a hot key's hit skips the L1 copy and the decode; the
+   * value is then shared by the thread's reads until its entry changes (default 4mb;
+   * 0 turns it off and every read returns its own copy).
+   */
+  memoBytes?: Size;
   /** Age after which a read returns the cached value and refreshes it in the background (default 3s). */
   softTtl?: Duration;
   /** How long past softTtl a value may still be served while it cannot be refreshed (default 30s). */
@@ -102,6 +109,7 @@ export interface TierConfig extends RefresherConfig {
   /** undefined: the L1's default for l1Bytes. */
   maxCounters: number | undefined;
   l1Bytes: number;
+  memoBytes: number;
   maxValueBytes: number;
   maxWaiting: number;
   requestTimeoutMs: number;
@@ -127,10 +135,10 @@ function duration(name: string, value: unknown, fallback: number, min = 1): numb
   return ms;
 }
 
-function size(name: string, value: unknown, fallback: number): number {
+function size(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
   const bytes = parseBytes(value);
-  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes < 1) {
+  if (bytes === undefined || !Number.isSafeInteger(bytes) || bytes < min) {
     throw optionError(
       `${name} must be a size, as bytes or like "64kb"/"256mb" (got ${JSON.stringify(value)})`,
     );
@@ -195,6 +203,7 @@ export function tierConfigOf(options: TierOptions): TierConfig {
     }),
     codec,
     l1Bytes: size('l1Bytes', options.l1Bytes, D.l1Bytes.value),
+    memoBytes: size('memoBytes', options.memoBytes, D.memoBytes.value, 0),
     maxKeyBytes: count('maxKeyBytes', options.maxKeyBytes, D.maxKeyBytes.value),
     maxValueBytes: size('maxValueBytes', options.maxValueBytes, D.maxValueBytes.value),
     maxThreads: count('maxThreads', options.maxThreads, D.maxThreads.value),

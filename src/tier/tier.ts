@@ -10,7 +10,7 @@
 
 import { closedError, HotshieldError } from '../errors.ts';
 import { counterTotalKey } from '../keys/reserved-keys.ts';
-import { L1Error, L1Table, releaseThread } from '../l1/index.ts';
+import { L1Error, L1Table, newRef, ReadMemo, releaseThread } from '../l1/index.ts';
 import { Control } from '../refresher/control.ts';
 import { FLAG_ABSENT, FLAG_GONE } from '../refresher/protocol.ts';
 import { Asks } from './asks.ts';
@@ -31,6 +31,13 @@ import type {
 /** The options of a call that passed none (one object, not one per call). */
 const NO_OPTIONS: GetOptions = Object.freeze({});
 
+/** What a thread remembers of an entry it read (ReadMemo): the decoded value and its flags. */
+interface Known {
+  readonly value: unknown;
+  readonly flags: number;
+  readonly version: number;
+}
+
 /** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
 const COUNTER_HANDLES_LIMIT = 10_000;
 
@@ -48,6 +55,8 @@ export class Tier {
   readonly #handle: TierHandle;
   readonly #config: TierConfig;
   readonly #l1: L1Table;
+  /** Decoded values of entries read lately, re-validated on every read; undefined: memoBytes 0. */
+  readonly #memo: ReadMemo<Known> | undefined;
   readonly #control: Control;
   readonly #codec: CodecName;
   readonly #codecId: number;
@@ -65,6 +74,8 @@ export class Tier {
     this.#control = new Control(handle.control);
     if (this.#control.closed) throw closedError();
     this.#l1 = L1Table.attach(handle.l1);
+    this.#memo =
+      this.#config.memoBytes > 0 ? new ReadMemo(this.#l1, this.#config.memoBytes) : undefined;
     this.#codec = this.#config.codec;
     this.#codecId = codecId(this.#codec);
     this.#owner = owner;
@@ -87,7 +98,10 @@ export class Tier {
     };
   }
 
-  readonly #release = (): void => this.#l1.close();
+  readonly #release = (): void => {
+    this.#memo?.clear();
+    this.#l1.close();
+  };
 
   /** Pass this to another thread (workerData) and call attachTier there. */
   get handle(): TierHandle {
@@ -101,7 +115,15 @@ export class Tier {
    */
   get(key: string, options: GetOptions = NO_OPTIONS): Promise<unknown> {
     // Not async: a hit settles one promise, without a second async layer (lookup's).
+    // A remembered fresh value is the whole of a hot key's hit: a Map lookup and the
+    // L1 re-validation (its key was checked when it was remembered).
     try {
+      const memo = this.#memo;
+      if (memo !== undefined && options.loader === undefined && !this.#closed) {
+        const known = memo.fresh(key);
+        if (known !== undefined && !this.#control.closed)
+          return Promise.resolve((known.flags & FLAG_ABSENT) === 0 ? known.value : undefined);
+      }
       const known = this.#known(key, options);
       if (known !== undefined) return Promise.resolve(known === null ? undefined : known.value);
       return this.#miss(key, options);
@@ -124,7 +146,7 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    return this.#fromL1(checkReadKey(key), loader !== undefined);
+    return this.#fromL1(key, loader !== undefined);
   }
 
   /** Ask the refresher (and the loader, if any) for a key L1 could not answer. */
@@ -146,21 +168,44 @@ export class Tier {
    */
   peek(key: string): Lookup | null | undefined {
     this.#assertOpen();
-    return this.#fromL1(checkReadKey(key), false);
+    return this.#fromL1(key, false);
   }
 
   /** The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative entry. */
   #fromL1(key: string, withLoader: boolean): Lookup | null | undefined {
-    const entry = this.#l1.get(key);
+    const memo = this.#memo;
+    const remembered = memo?.fresh(key);
+    if (remembered !== undefined && memo !== undefined)
+      return this.#answer(remembered, withLoader, 'hit', memo.ageMs);
+    const ref = memo === undefined ? undefined : newRef();
+    const entry = this.#l1.get(checkReadKey(key), ref);
     if (entry === undefined) return undefined;
     const absent = (entry.flags & FLAG_ABSENT) !== 0;
-    // A negative entry stops a caller with a loader only if a loader put it there.
-    if (absent && withLoader && (entry.flags & FLAG_GONE) === 0) return undefined;
+    // The caller's loader will ask for this key itself: no background refresh as well.
+    const overruled = absent && withLoader && (entry.flags & FLAG_GONE) === 0;
     const stale = entry.state === 'stale';
-    if (stale) this.#asks.refresh(key);
-    if (absent) return null;
-    const value = decode(this.#codec, entry.value, entry.flags);
-    return { value, cache: stale ? 'stale' : 'hit', ageMs: entry.ageMs, version: entry.version };
+    if (stale && !overruled) this.#asks.refresh(key);
+    const known: Known = {
+      value: absent ? undefined : decode(this.#codec, entry.value, entry.flags),
+      flags: entry.flags,
+      version: entry.version,
+    };
+    if (memo !== undefined && ref !== undefined && !stale)
+      memo.keep(key, ref, known, entry.value.byteLength);
+    return this.#answer(known, withLoader, stale ? 'stale' : 'hit', entry.ageMs);
+  }
+
+  #answer(
+    known: Known,
+    withLoader: boolean,
+    cache: 'hit' | 'stale',
+    ageMs: number,
+  ): Lookup | null | undefined {
+    if ((known.flags & FLAG_ABSENT) !== 0) {
+      // A negative entry stops a caller with a loader only if a loader put it there.
+      return withLoader && (known.flags & FLAG_GONE) === 0 ? undefined : null;
+    }
+    return { value: known.value, cache, ageMs, version: known.version };
   }
 
   /** Write `value` to Redis (with `ttl` if given), then to L1; resolves once Redis acknowledged. */
@@ -279,7 +324,7 @@ export class Tier {
     this.#closed = true;
     this.#asks.close();
     openTiers.delete(this.#release);
-    this.#l1.close();
+    this.#release();
     await this.#owner?.close();
   }
 

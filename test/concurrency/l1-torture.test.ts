@@ -109,6 +109,63 @@ describe('L1 torture: readers never see a torn or mixed value', () => {
   });
 });
 
+describe("L1 torture: a thread's ReadMemo never answers what the table no longer holds", () => {
+  it('3 memo readers, 1 writer rewriting and deleting few keys in a small table (eviction reuses memory)', async () => {
+    const handle = createL1({ bytes: 192 * 1024, maxValueBytes: 4096, maxCounters: 64 });
+    const { control, ctl } = newControl();
+    const keys = Array.from({ length: 300 }, (_, i) => `memo:${i}`);
+    const done = new SharedArrayBuffer(4 * keys.length);
+    const writer = startWorker(WORKER, {
+      role: 'stampWriter',
+      handle,
+      control,
+      keys,
+      done,
+      seed: 11,
+      maxPayload: 1500,
+    });
+    const readers = Array.from({ length: 3 }, (_, i) =>
+      startWorker(WORKER, { role: 'memoReader', handle, control, keys, done, seed: 200 + i }),
+    );
+    const replies = [
+      nextMessage<{ sets: number; deletes: number }>(writer),
+      ...readers.map((r) =>
+        nextMessage<{
+          reads: number;
+          fromMemo: number;
+          dropped: number;
+          corrupt: number;
+          older: number;
+          samples: string[];
+        }>(r),
+      ),
+    ];
+    await waitStarted(ctl, 4);
+    await sleep(TORTURE_MS);
+    Atomics.store(ctl, CTL.STOP, 1);
+    const [w, ...rs] = await Promise.all(replies);
+    const table = L1Table.attach(handle);
+    const stats = table.stats();
+    table.close();
+    expect((w as { sets: number }).sets).toBeGreaterThan(10_000);
+    // The races happened: entries were evicted and moved under remembered refs.
+    expect(stats.evictions + stats.promotions + stats.reinsertions).toBeGreaterThan(1000);
+    for (const r of rs as Array<{
+      reads: number;
+      fromMemo: number;
+      dropped: number;
+      corrupt: number;
+      older: number;
+      samples: string[];
+    }>) {
+      expect(r.corrupt).toBe(0);
+      expect(r.older, r.samples.join('\n')).toBe(0);
+      expect(r.fromMemo).toBeGreaterThan(1000);
+      expect(r.dropped).toBeGreaterThan(1000);
+    }
+  });
+});
+
 describe('L1 torture: counters', () => {
   it('3 threads add (one waiting for each ack) while the main thread flushes, sometimes dying mid-flush: flushed total equals added, per name, exactly', async () => {
     const handle = createL1({ bytes: 1 << 20, maxValueBytes: 1024, maxCounters: 1024 });

@@ -272,6 +272,27 @@ describe('get / set / delete', () => {
     expect(await clusterClient(cluster.seeds).exists('t:w')).toBe(0);
   });
 
+  it('memoBytes: a thread shares one decoded value per entry version; 0 gives every read its own copy', async () => {
+    const tier = await tierFor();
+    await tier.set('t:memo', { n: 1 });
+    const a = await tier.get('t:memo');
+    const b = await tier.get('t:memo');
+    expect(a).toEqual({ n: 1 });
+    expect(b).toBe(a);
+    // A write (here, and from another thread) is a new entry: the next read decodes it anew.
+    await tier.set('t:memo', { n: 2 });
+    expect(await tier.get('t:memo')).toEqual({ n: 2 });
+    const other = await runThreads(tier, [{ op: 'set', key: 't:memo', value: 'three' }]);
+    expect(merged(other).errors).toEqual({});
+    expect(await tier.get('t:memo')).toBe('three');
+    const copying = await tierFor({ memoBytes: 0 });
+    await copying.set('t:memo0', { n: 1 });
+    const c = await copying.get('t:memo0');
+    expect(await copying.get('t:memo0')).not.toBe(c);
+    expect(await copying.get('t:memo0')).toEqual({ n: 1 });
+    await expect(tierFor({ memoBytes: -1 })).rejects.toMatchObject({ code: 'HS_ERR_OPTION' });
+  });
+
   it('absent keys are negatively cached: a second read within negativeTtl costs no GET', async () => {
     const tier = await tierFor({ negativeTtl: '5s' });
     expect(await tier.get('t:absent')).toBeUndefined();
