@@ -202,16 +202,17 @@ export async function routeKv(
 
 /**
  * The hot path: a GET or HEAD whose key L1 can answer right now is answered here,
- * synchronously, with no promise in between. Returns the status sent, or 0 when the
- * request needs the full (asynchronous) route: another method, a miss, or any error,
- * which the full route reports properly.
+ * synchronously, with no promise in between, and a miss goes straight to the tier with
+ * the key already parsed (its promise resolves to the status sent). Returns the status
+ * sent, or 0 when the request needs the full route: another method, another path, or a
+ * key the full route must refuse with its proper error.
  */
 export function answerFromL1(
   ctx: RouteContext,
   req: IncomingMessage,
   res: ServerResponse,
   method: string,
-): number {
+): number | Promise<number> {
   if (method !== 'GET' && method !== 'HEAD') return 0;
   const url = req.url ?? '/';
   if (!url.startsWith(KV_PREFIX)) return 0;
@@ -224,7 +225,7 @@ export function answerFromL1(
   } catch {
     return 0;
   }
-  if (found === undefined) return 0;
+  if (found === undefined) return getKey(ctx, req, res, key);
   try {
     if (found === null) {
       sendError(res, new HttpError('HS_ERR_NOT_FOUND', 'no such key'), method === 'HEAD');

@@ -77,12 +77,14 @@ export function requestHandler(
     const started = performance.now();
     const method = req.method ?? 'GET';
     if (ctx.isDraining()) res.setHeader('connection', 'close');
-    const status = answerFromL1(ctx, req, res, method);
-    if (status !== 0) {
-      ctx.metrics.observe('kv', method, status, (performance.now() - started) / 1000);
+    const answered = answerFromL1(ctx, req, res, method);
+    if (typeof answered === 'number' && answered !== 0) {
+      ctx.metrics.observe('kv', method, answered, (performance.now() - started) / 1000);
       return;
     }
-    route(ctx, req, res)
+    const routed =
+      answered === 0 ? route(ctx, req, res) : answered.then((s): [string, number] => ['kv', s]);
+    routed
       .catch((error: unknown): [string, number] => {
         if (!req.complete) closeAfterReply(req, res);
         let status = 500;

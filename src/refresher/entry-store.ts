@@ -25,8 +25,8 @@ export class EntryStore {
     this.#ttls = ttls;
   }
 
-  /** Store a value (with its Redis TTL, 0: none); false if L1 refused it. */
-  store(key: string, value: Uint8Array, flags: number, ttlMs: number): boolean {
+  /** Store a value (with its Redis TTL, 0: none); its L1 version, 0 if L1 refused it. */
+  store(key: string, value: Uint8Array, flags: number, ttlMs: number): number {
     const { softTtlMs, staleTtlMs } = this.#ttls;
     const soft = ttlMs > 0 ? Math.min(softTtlMs, ttlMs) : softTtlMs;
     const hard = ttlMs > 0 ? Math.min(softTtlMs + staleTtlMs, ttlMs) : softTtlMs + staleTtlMs;
@@ -37,7 +37,7 @@ export class EntryStore {
   storeNegative(key: string, flags: number): void {
     const ttl = this.#ttls.negativeTtlMs;
     if (ttl === 0) return;
-    if (this.#put(key, new Uint8Array(0), { softTtlMs: ttl, hardTtlMs: ttl, flags }))
+    if (this.#put(key, new Uint8Array(0), { softTtlMs: ttl, hardTtlMs: ttl, flags }) !== 0)
       this.#control.add('negativeStores');
   }
 
@@ -49,7 +49,7 @@ export class EntryStore {
     key: string,
     value: Uint8Array,
     options: { softTtlMs: number; hardTtlMs: number; flags: number },
-  ): boolean {
+  ): number {
     let version = 0;
     try {
       version = this.#writer.set(key, value, options);
@@ -57,6 +57,6 @@ export class EntryStore {
       // Too large for L1 (or a key L1 cannot hold): served uncached, counted below.
     }
     if (version === 0) this.#control.add('l1Refused');
-    return version !== 0;
+    return version;
   }
 }

@@ -120,6 +120,7 @@ export class Flights {
       if (status === 'ok') {
         reply.value = exactBytes(entry.value);
         reply.flags = entry.flags;
+        reply.version = entry.version;
       }
       this.#clients.send(from, reply);
       return;
@@ -294,7 +295,7 @@ export class Flights {
     const stored =
       ask.t === 'set' &&
       error === undefined &&
-      this.#entries.store(key, ask.value, ask.flags, ask.ttlMs);
+      this.#entries.store(key, ask.value, ask.flags, ask.ttlMs) !== 0;
     if (!stored) this.#entries.delete(key);
     this.#clients.send(ask.from, {
       t: 'ack',
@@ -326,8 +327,9 @@ export class Flights {
    */
   #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
     // L1 could not take it: drop the older copy, so it cannot outlive this read.
-    if (!this.#entries.store(f.key, value, flags, ttlMs)) this.#entries.delete(f.key);
-    this.#finish(f, { status: 'ok', value: exactBytes(value), flags });
+    const version = this.#entries.store(f.key, value, flags, ttlMs);
+    if (version === 0) this.#entries.delete(f.key);
+    this.#finish(f, { status: 'ok', value: exactBytes(value), flags, version });
   }
 
   #finish(f: Flight, outcome: Omit<Extract<Reply, { t: 'done' }>, 't' | 'key'>): void {

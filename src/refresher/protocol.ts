@@ -88,6 +88,8 @@ export type Reply =
       message?: string;
       value?: Uint8Array;
       flags?: number;
+      /** The L1 entry now holding `value` (absent or 0: not stored, say superseded). */
+      version?: number;
     }
   | { t: 'ack'; id: number; to: string; code?: string; message?: string }
   /** The refresher listens on this client's channel now: asks may flow. */

@@ -61,15 +61,24 @@ export class Asks {
     return { waiting: this.#waiters.waiting, pendingKeys: this.#waiters.pendingKeys };
   }
 
-  /** The value of `key` once the refresher has it (or the loader made it), within `timeoutMs`. */
+  /**
+   * The value of `key` once the refresher has it (or the loader made it), within
+   * `timeoutMs`; `versioned`: as a Fetched, with the L1 version that holds it.
+   */
   fetch(
     key: string,
     loader: Loader | undefined,
     ttlMs: number,
     timeoutMs: number,
+    versioned = false,
   ): Promise<unknown> {
-    return this.#waiters.wait(key, loader, ttlMs, timeoutMs, (load) =>
-      this.#link.post({ t: 'fetch', key, load }),
+    return this.#waiters.wait(
+      key,
+      loader,
+      ttlMs,
+      timeoutMs,
+      (load) => this.#link.post({ t: 'fetch', key, load }),
+      versioned,
     );
   }
 
@@ -149,7 +158,7 @@ export class Asks {
     if (p === undefined) return;
     switch (reply.status) {
       case 'ok':
-        this.#delivered(p, reply.value, reply.flags ?? 0);
+        this.#delivered(p, reply.value, reply.flags ?? 0, reply.version ?? 0);
         return;
       case 'absent':
         // Callers with a loader keep waiting and ask again, with `load`: their first ask
@@ -175,9 +184,10 @@ export class Asks {
     }
   }
 
-  #delivered(p: Pending, value: Uint8Array | undefined, flags: number): void {
+  #delivered(p: Pending, value: Uint8Array | undefined, flags: number, version: number): void {
     let bytes: Uint8Array | undefined = value;
     let entryFlags = flags;
+    let entryVersion = version;
     if (bytes === undefined) {
       const entry = this.#l1.get(p.key);
       if (entry === undefined || (entry.flags & FLAG_ABSENT) !== 0) {
@@ -188,6 +198,7 @@ export class Asks {
       }
       bytes = entry.value;
       entryFlags = entry.flags;
+      entryVersion = entry.version;
     }
     const data = bytes;
     // A counter's cached total is a decimal, read by the tier's counterBase, not a value of the codec.
@@ -197,7 +208,7 @@ export class Asks {
     }
     this.#waiters.settleAll(p, () => {
       try {
-        return { value: decode(this.#codec, data, entryFlags) };
+        return { value: decode(this.#codec, data, entryFlags), version: entryVersion };
       } catch (error) {
         return { error: error as Error };
       }

@@ -27,6 +27,7 @@ import type {
   TierOwner,
   TierStats,
 } from './types.ts';
+import type { Fetched } from './waiters.ts';
 
 /** The options of a call that passed none (one object, not one per call). */
 const NO_OPTIONS: GetOptions = Object.freeze({});
@@ -136,8 +137,9 @@ export class Tier {
   async lookup(key: string, options: GetOptions = NO_OPTIONS): Promise<Lookup | undefined> {
     const known = this.#known(key, options);
     if (known !== undefined) return known ?? undefined;
-    const value = await this.#miss(key, options);
-    return value === undefined ? undefined : { value, cache: 'miss', ageMs: 0, version: 0 };
+    const fetched = (await this.#miss(key, options, true)) as Fetched | undefined;
+    if (fetched === undefined) return undefined;
+    return { value: fetched.value, cache: 'miss', ageMs: 0, version: fetched.version };
   }
 
   /** What L1 says for a get or lookup (see #fromL1), after the call's checks. */
@@ -150,14 +152,14 @@ export class Tier {
   }
 
   /** Ask the refresher (and the loader, if any) for a key L1 could not answer. */
-  #miss(key: string, options: GetOptions): Promise<unknown> {
+  #miss(key: string, options: GetOptions, versioned = false): Promise<unknown> {
     const loader = options.loader;
     // A loader's value is written to Redis: the key must be writable (checked here, past
     // the L1 hit, where nothing is written and the check would cost every hit).
     if (loader !== undefined) checkWritable(key, this.#config.counterShards);
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
     const ttlMs = callDuration('ttl', options.ttl, 0, 0);
-    return this.#asks.fetch(key, loader, ttlMs, timeoutMs);
+    return this.#asks.fetch(key, loader, ttlMs, timeoutMs, versioned);
   }
 
   /**

@@ -48,8 +48,9 @@ export interface Lookup {
   /** Milliseconds since the value was stored in L1 (0 on a miss). */
   ageMs: number;
   /**
-   * The L1 entry's version: changes whenever the entry is rewritten in this process (0 on
-   * a miss). Lets a caller cache something derived from the value, like an ETag.
+   * The L1 entry's version: changes whenever the entry is rewritten in this process (on a
+   * miss, the entry the refresher stored it in; 0 when it was not stored). Lets a caller
+   * cache something derived from the value, like an ETag.
    */
   version: number;
 }

@@ -18,6 +18,14 @@ export interface Waiter {
   timer: NodeJS.Timeout;
   loader?: Loader;
   ttlMs: number;
+  /** Resolve with a Fetched (the value and its L1 version), not the bare value. */
+  versioned: boolean;
+}
+
+/** What a versioned waiter gets: the value and the L1 entry holding it (0: none known). */
+export interface Fetched {
+  value: unknown;
+  version: number;
 }
 
 /** Everybody in this thread waiting for one key. */
@@ -31,8 +39,8 @@ export interface Pending {
   loaderError?: unknown;
 }
 
-/** How a waiter is settled: with a value, or with an error. */
-export type Outcome = { value?: unknown; error?: Error };
+/** How a waiter is settled: with a value (and its L1 version, if known), or with an error. */
+export type Outcome = { value?: unknown; error?: Error; version?: number };
 
 interface AckWaiter {
   resolve: () => void;
@@ -82,6 +90,7 @@ export class Waiters {
     ttlMs: number,
     timeoutMs: number,
     fetch: (load: boolean) => void,
+    versioned = false,
   ): Promise<unknown> {
     if (this.#waiting >= this.#maxWaiting) return Promise.reject(this.#queueFull());
     let p = this.#pending.get(key);
@@ -105,6 +114,7 @@ export class Waiters {
         reject,
         loader,
         ttlMs,
+        versioned,
         timer: setTimeout(() => {
           this.#control.add('timeouts');
           this.settle(pending, waiter, undefined, timeoutError(key, timeoutMs));
@@ -115,14 +125,15 @@ export class Waiters {
   }
 
   /** Settle one waiter (with `error` if given) and forget the key once nobody waits. */
-  settle(p: Pending, w: Waiter, value: unknown, error?: Error): void {
+  settle(p: Pending, w: Waiter, value: unknown, error?: Error, version = 0): void {
     const i = p.waiters.indexOf(w);
     if (i === -1) return;
     p.waiters.splice(i, 1);
     clearTimeout(w.timer);
     this.#waiting--;
-    if (error === undefined) w.resolve(value);
-    else w.reject(error);
+    if (error !== undefined) w.reject(error);
+    else if (w.versioned && value !== undefined) w.resolve({ value, version } satisfies Fetched);
+    else w.resolve(value);
     this.forgetIfIdle(p);
   }
 
@@ -130,7 +141,7 @@ export class Waiters {
   settleAll(p: Pending, pick: (w: Waiter) => Outcome | undefined): void {
     for (const w of [...p.waiters]) {
       const outcome = pick(w);
-      if (outcome !== undefined) this.settle(p, w, outcome.value, outcome.error);
+      if (outcome !== undefined) this.settle(p, w, outcome.value, outcome.error, outcome.version);
     }
   }
 

@@ -372,6 +372,16 @@ describe('get / set / delete', () => {
     expect(() => tier.peek('')).toThrow(expect.objectContaining({ code: 'HS_ERR_KEY_EMPTY' }));
   });
 
+  it('a miss answered by lookup carries the version of the L1 entry it was stored in', async () => {
+    const tier = await tierFor({ codec: 'utf8' });
+    await clusterClient(cluster.seeds).set('t:lookup:miss', 'v');
+    const miss = await tier.lookup('t:lookup:miss');
+    expect(miss).toMatchObject({ value: 'v', cache: 'miss' });
+    expect(miss?.version).toBeGreaterThan(0);
+    // The hit that follows is the same entry: whatever the caller derived stays valid.
+    expect(tier.peek('t:lookup:miss')).toMatchObject({ cache: 'hit', version: miss?.version });
+  });
+
   it('stats cover the shared L1, the process-wide counters and this thread', async () => {
     const tier = await tierFor();
     await tier.set('t:s', 1);
