@@ -4,7 +4,7 @@
  * separate process on the same cores. Contenders run in rotated order over several
  * rounds and each cell is the median (bench/lib/suite.ts).
  *
- *   npm run bench [-- --quick] [--scenario tsunami,zipf,scale-out,counters,slow-l2] [--contenders ceiling,hotshield]
+ *   npm run bench [-- --quick] [--scenario tsunami,zipf,single-miss,scale-out,counters,slow-l2] [--contenders ceiling,hotshield]
  *                 [--rounds N] [--seconds N] [--threads N] [--loadgen autocannon,wrk] [--jit-warm S]
  *
  * Writes bench/results/<date>-<scenario>.json and bench/results/<scenario>.svg, and
@@ -23,6 +23,7 @@ import { groupedBarChart } from './lib/svg.ts';
 import { wrkAvailable } from './lib/wrk.ts';
 import { counters } from './scenarios/counters.ts';
 import { scaleOut } from './scenarios/scale-out.ts';
+import { singleMiss } from './scenarios/single-miss.ts';
 import { slowL2 } from './scenarios/slow-l2.ts';
 import { tsunami } from './scenarios/tsunami.ts';
 import { zipf } from './scenarios/zipf.ts';
@@ -30,6 +31,7 @@ import { zipf } from './scenarios/zipf.ts';
 const SCENARIOS: Record<string, (suite: Suite) => Promise<ScenarioOutcome>> = {
   tsunami,
   zipf,
+  'single-miss': singleMiss,
   'scale-out': scaleOut,
   counters,
   // Last: it re-routes the cluster through proxies for its duration.

@@ -12,7 +12,10 @@ export const HTTP_LIMITS = {
   keepAliveTimeout: 5_000,
   /** Largest request head, in bytes (431 beyond). */
   maxHeaderSize: 16 * 1024,
-  /** Requests served on one connection before it is closed (spreads load after scale-out). */
+  /**
+   * Requests served on one connection before it is closed after its reply (spreads load
+   * after a scale-out; http-server.ts).
+   */
   maxRequestsPerSocket: 10_000,
   /** How often the two timeouts above are checked (they fire up to this much late). */
   checkingInterval: 1_000,

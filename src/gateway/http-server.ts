@@ -73,14 +73,15 @@ function scrapeClient(send: (m: ToMain) => void) {
 }
 
 /**
- * Per connection: the request served last with its response, and how many replies Node
- * holds queued behind an unfinished one (pipelining). A malformed request pipelined
+ * Per connection: the request served last with its response, how many requests it has
+ * carried, and how many replies Node holds queued behind an unfinished one (pipelining). A malformed request pipelined
  * behind one still being served must not be answered at once: the status line would be
  * read as that one's reply (a PUT that was applied would look refused).
  */
 interface Serving {
   req: IncomingMessage;
   res: ServerResponse;
+  served: number;
   queued: number;
 }
 
@@ -93,11 +94,16 @@ function limitedServer(handler: Handler): Server {
     const socket = req.socket;
     let conn = serving.get(socket);
     if (conn === undefined) {
-      conn = { req, res, queued: 0 };
+      conn = { req, res, served: 0, queued: 0 };
       serving.set(socket, conn);
     }
     conn.req = req;
     conn.res = res;
+    // A connection is recycled (so load spreads again after a scale-out) by closing it
+    // after a reply, not by Node's maxRequestsPerSocket: that one answers every request
+    // a client pipelined past the limit with a 503, which a pipelining client gets as a
+    // failure at every limit; a close is what HTTP clients retry those requests on.
+    if (++conn.served === HTTP_LIMITS.maxRequestsPerSocket) res.setHeader('connection', 'close');
     // Node gives a response the socket at once unless an earlier one is unfinished; only
     // those it queues need counting (no listener on the common, unpipelined request), and
     // each stops counting when Node hands it the socket ('socket'). Unsent replies are
@@ -126,7 +132,6 @@ function limitedServer(handler: Handler): Server {
     },
     serve,
   );
-  server.maxRequestsPerSocket = HTTP_LIMITS.maxRequestsPerSocket;
   server.on('clientError', (error, socket) => {
     // Malformed HTTP, oversized headers, timeouts: answer if we still can, then close.
     const code = (error as { code?: string }).code;

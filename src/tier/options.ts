@@ -45,10 +45,10 @@ export interface TierOptions {
   /** L1 byte budget for this process (default 64mb). */
   l1Bytes?: Size;
   /**
-   * Per thread: bytes of recently read values each thread keeps decoded, re-validated
-   * against L1 on every read, so a hot key's hit skips the L1 copy and the decode; the
-   * value is then shared by the thread's reads until its entry changes (default 4mb;
-   * 0 turns it off and every read returns its own copy).
+   * Per thread: how many bytes (of encoded values) of recently read entries each thread
+   * keeps decoded, re-validated against L1 on every read, so a hot key's hit skips the L1
+   * copy and the decode; the value is then shared by the thread's reads until its entry
+   * changes (default 4mb; 0 turns it off and every read returns its own copy).
    */
   memoBytes?: Size;
   /** Age after which a read returns the cached value and refreshes it in the background (default 3s). */

@@ -109,6 +109,15 @@ describe('L1 torture: readers never see a torn or mixed value', () => {
   });
 });
 
+interface MemoReaderReport {
+  reads: number;
+  fromMemo: number;
+  dropped: number;
+  corrupt: number;
+  older: number;
+  samples: string[];
+}
+
 describe("L1 torture: a thread's ReadMemo never answers what the table no longer holds", () => {
   it('3 memo readers, 1 writer rewriting and deleting few keys in a small table (eviction reuses memory)', async () => {
     const handle = createL1({ bytes: 192 * 1024, maxValueBytes: 4096, maxCounters: 64 });
@@ -129,16 +138,7 @@ describe("L1 torture: a thread's ReadMemo never answers what the table no longer
     );
     const replies = [
       nextMessage<{ sets: number; deletes: number }>(writer),
-      ...readers.map((r) =>
-        nextMessage<{
-          reads: number;
-          fromMemo: number;
-          dropped: number;
-          corrupt: number;
-          older: number;
-          samples: string[];
-        }>(r),
-      ),
+      ...readers.map((r) => nextMessage<MemoReaderReport>(r)),
     ];
     await waitStarted(ctl, 4);
     await sleep(TORTURE_MS);
@@ -150,14 +150,7 @@ describe("L1 torture: a thread's ReadMemo never answers what the table no longer
     expect((w as { sets: number }).sets).toBeGreaterThan(10_000);
     // The races happened: entries were evicted and moved under remembered refs.
     expect(stats.evictions + stats.promotions + stats.reinsertions).toBeGreaterThan(1000);
-    for (const r of rs as Array<{
-      reads: number;
-      fromMemo: number;
-      dropped: number;
-      corrupt: number;
-      older: number;
-      samples: string[];
-    }>) {
+    for (const r of rs as MemoReaderReport[]) {
       expect(r.corrupt).toBe(0);
       expect(r.older, r.samples.join('\n')).toBe(0);
       expect(r.fromMemo).toBeGreaterThan(1000);
