@@ -134,7 +134,9 @@ console.log(
   `${suite.threads} HTTP threads (classic: ${suite.threads} processes); ${suite.rounds} round(s) in rotated order, median shown. ` +
     `Load generators: ${loadgens.join(' and ')} (a variant marked "wrk" ran under wrk), each a separate process on the same cores: its CPU is the "loadgen CPU s" column.\n`,
 );
-for (const o of outcomes)
-  console.log(`${o.report}\n\nChart: bench/results/${o.name}${quick ? '-quick' : ''}.svg\n`);
+for (const o of outcomes) {
+  const chart = o.chart ? `\n\nChart: bench/results/${o.name}${quick ? '-quick' : ''}.svg` : '';
+  console.log(`${o.report}${chart}\n`);
+}
 const goals = outcomes.flatMap((o) => o.goals);
 if (goals.length > 0) console.log(`### goals\n\n${goals.map((g) => `- ${g}`).join('\n')}\n`);
