@@ -80,23 +80,27 @@ function ttlOf(query: URLSearchParams): number | undefined {
   return ms;
 }
 
-/** What a reply of a stored value needs, derived from its bytes once per entry version. */
+/**
+ * What a reply of a stored value needs, derived from its bytes once per entry version:
+ * where the body starts rather than the body, so that it keeps no value alive.
+ */
 interface Prepared {
   version: number;
   etag: string;
   contentType: string;
-  body: Buffer;
+  bodyStart: number;
 }
 
 function prepare(stored: Buffer, version: number): Prepared {
   const { contentType, body } = unwrap(stored);
-  return { version, etag: etagOf(stored), contentType, body };
+  const bodyStart = stored.length - body.length;
+  return { version, etag: etagOf(stored), contentType, bodyStart };
 }
 
 /**
  * Replies of recent entries by key, valid while the L1 entry's version is unchanged: a
  * hot key's envelope is read and its hash computed once per refresh, not once per
- * request. Per thread, bounded (forgotten wholesale when full).
+ * request. Per thread, bounded (forgotten wholesale when full), a few strings each.
  */
 const prepared = new Map<string, Prepared>();
 const PREPARED_LIMIT = 10_000;
@@ -119,7 +123,9 @@ const X_CACHE = { hit: 'HIT', stale: 'STALE', miss: 'MISS' } as const satisfies 
 
 function sendValue(req: IncomingMessage, res: ServerResponse, key: string, found: Lookup): number {
   const head = req.method === 'HEAD';
-  const { etag, contentType, body } = preparedFor(key, found);
+  const stored = found.value as Buffer;
+  const { etag, contentType, bodyStart } = preparedFor(key, found);
+  const body = bodyStart === 0 ? stored : stored.subarray(bodyStart);
   const headers: Record<string, string | number> = {
     etag,
     'x-cache': X_CACHE[found.cache],
