@@ -97,13 +97,17 @@ function limitedServer(handler: Handler): Server {
       conn = { req, res, served: 0, queued: 0 };
       serving.set(socket, conn);
     }
-    conn.req = req;
-    conn.res = res;
     // A connection is recycled (so load spreads again after a scale-out) by closing it
     // after a reply, not by Node's maxRequestsPerSocket: that one answers every request
-    // a client pipelined past the limit with a 503, which a pipelining client gets as a
-    // failure at every limit; a close is what HTTP clients retry those requests on.
-    if (++conn.served === HTTP_LIMITS.maxRequestsPerSocket) res.setHeader('connection', 'close');
+    // a client pipelined past the limit with a 503 and keeps the connection open for
+    // more. Requests pipelined behind the closing reply are not processed at all (RFC
+    // 9112 §9.6): Node ends the connection once that reply is sent, so theirs could
+    // never reach the client, and a write done without a reply would be done twice by a
+    // client that sends it again.
+    if (++conn.served > HTTP_LIMITS.maxRequestsPerSocket) return;
+    if (conn.served === HTTP_LIMITS.maxRequestsPerSocket) res.setHeader('connection', 'close');
+    conn.req = req;
+    conn.res = res;
     // Node gives a response the socket at once unless an earlier one is unfinished; only
     // those it queues need counting (no listener on the common, unpipelined request), and
     // each stops counting when Node hands it the socket ('socket'). Unsent replies are

@@ -86,6 +86,8 @@ function ttlOf(query: URLSearchParams): number | undefined {
  */
 interface Prepared {
   version: number;
+  /** The stored bytes' length too: a version number could come round again (32 bits). */
+  length: number;
   etag: string;
   contentType: string;
   bodyStart: number;
@@ -94,7 +96,7 @@ interface Prepared {
 function prepare(stored: Buffer, version: number): Prepared {
   const { contentType, body } = unwrap(stored);
   const bodyStart = stored.length - body.length;
-  return { version, etag: etagOf(stored), contentType, bodyStart };
+  return { version, length: stored.length, etag: etagOf(stored), contentType, bodyStart };
 }
 
 /**
@@ -109,7 +111,8 @@ function preparedFor(key: string, found: Lookup): Prepared {
   const stored = found.value as Buffer;
   if (found.version === 0) return prepare(stored, 0);
   const cached = prepared.get(key);
-  if (cached !== undefined && cached.version === found.version) return cached;
+  if (cached !== undefined && cached.version === found.version && cached.length === stored.length)
+    return cached;
   if (prepared.size >= PREPARED_LIMIT) prepared.clear();
   const made = prepare(stored, found.version);
   prepared.set(key, made);

@@ -200,12 +200,31 @@ export class L1Table {
     if (Atomics.load(v.arenaU32, w + E.VERSION / 4) !== ref.version) return -1;
     const now = this.#clock.now();
     if (now >= ref.softExpiresAt) return -1;
-    const access = v.arenaU32[w + E.ACCESS / 4];
-    if ((access & MAX_ACCESS) < MAX_ACCESS && access >>> 2 === (ref.version & 0x3fffffff)) {
-      Atomics.compareExchange(v.arenaU32, w + E.ACCESS / 4, access, access + 1);
-    }
+    // A saturated count (a hot key after three reads) needs no write at all.
+    if ((v.arenaU32[w + E.ACCESS / 4] & MAX_ACCESS) < MAX_ACCESS) this.#countAccess(ref, w);
     bump(this.#reg, this.#line + R.HITS);
     return Math.floor(now - ref.storedAt);
+  }
+
+  /**
+   * Bump the access count of the entry `ref` names, as a read does, inside a read section:
+   * outside one, the entry could be unlinked and its memory reused between the check and
+   * the compare-exchange, which would then write into another entry's bytes if they
+   * happened to hold the old access word. Inside, memory the slot still points at cannot
+   * be reused before the section ends.
+   */
+  #countAccess(ref: L1Ref, w: number): void {
+    const v = this.#v;
+    const reg = this.#reg;
+    const seqIdx = this.#line + R.SEQ;
+    const seq = Atomics.add(reg, seqIdx, 1) + 1;
+    if (Atomics.load(v.index, SLOT_WORDS * ref.slot + SLOT_PTR) === ref.ptr) {
+      const access = v.arenaU32[w + E.ACCESS / 4];
+      if ((access & MAX_ACCESS) < MAX_ACCESS && access >>> 2 === (ref.version & 0x3fffffff))
+        Atomics.compareExchange(v.arenaU32, w + E.ACCESS / 4, access, access + 1);
+    }
+    // Revoked meanwhile (a writer took this thread for stuck): the count is all it missed.
+    Atomics.compareExchange(reg, seqIdx, seq, seq + 1);
   }
 
   #readEntry(ptr: number, keyLen: number, ref: L1Ref | undefined): L1Entry | undefined {

@@ -39,6 +39,14 @@ interface Known {
   readonly version: number;
 }
 
+/** `bytes` in a buffer of their own (not a slice of Node's pool). */
+function ownBytes(bytes: Buffer): Buffer {
+  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength) return bytes;
+  const own = Buffer.allocUnsafeSlow(bytes.byteLength);
+  bytes.copy(own);
+  return own;
+}
+
 /** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
 const COUNTER_HANDLES_LIMIT = 10_000;
 
@@ -187,13 +195,17 @@ export class Tier {
     const overruled = absent && withLoader && (entry.flags & FLAG_GONE) === 0;
     const stale = entry.state === 'stale';
     if (stale && !overruled) this.#asks.refresh(key);
+    const kept = memo !== undefined && ref !== undefined && !stale;
+    // What the memo keeps must own its bytes: a copy-out under 4 KiB is a slice of Node's
+    // shared 8 KiB pool, and keeping it (or a view a decoder made of it) would keep the
+    // whole block alive, past memoBytes.
+    const bytes = kept ? ownBytes(entry.value) : entry.value;
     const known: Known = {
-      value: absent ? undefined : decode(this.#codec, entry.value, entry.flags),
+      value: absent ? undefined : decode(this.#codec, bytes, entry.flags),
       flags: entry.flags,
       version: entry.version,
     };
-    if (memo !== undefined && ref !== undefined && !stale)
-      memo.keep(key, ref, known, entry.value.byteLength);
+    if (kept) memo.keep(key, ref, known, bytes.byteLength);
     return this.#answer(known, withLoader, stale ? 'stale' : 'hit', entry.ageMs);
   }
 

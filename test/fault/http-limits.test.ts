@@ -294,46 +294,54 @@ describe('oversized requests', () => {
     expect(during - before).toBeLessThan(150);
     for (const n of replies) expect(n).toBeLessThanOrEqual(33);
   });
-  it('a connection is recycled after 10,000 requests: the 10,000th reply closes it, and a pipelining client gets no 503 for what it sent behind', async () => {
+  it('a connection is recycled after 10,000 requests: the 10,000th reply closes it; what was pipelined behind is neither answered with a 503 nor done', async () => {
     await clusterClient(seeds).set('lim:recycle', 'r');
     expect((await request(`${gw.url}/v1/kv/lim:recycle`)).status).toBe(200);
-    // Waves of 7 pipelined GETs, the next sent once the previous are answered (even after
-    // a `connection: close`, as load generators do), until the gateway ends the
-    // connection: the 10,000th request is the 4th of its wave, 3 are behind it.
-    const outcome = await new Promise<{ ok: number; other: number; closes: number }>((resolve) => {
-      const wave = 'GET /v1/kv/lim:recycle HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(7);
-      const s = net.connect(gw.port, '127.0.0.1', () => s.write(wave));
-      const chunks: string[] = [];
-      let tail = '';
-      let replies = 0;
-      let sent = 7;
-      const count = () => {
-        const text = chunks.join('');
-        const codes = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
-        return {
-          ok: codes.filter((c) => c === '200').length,
-          other: codes.filter((c) => c !== '200').length,
-          closes: text.match(/\r\nconnection: close/gi)?.length ?? 0,
+    // Waves of 4 GETs and 3 counter increments, pipelined, the next sent once the previous
+    // are answered (even after a `connection: close`, as load generators do), until the
+    // gateway ends the connection: the 10,000th request is the 4th GET of its wave, the
+    // wave's 3 increments are behind it and must not be applied.
+    const incr = `POST /v1/counters/lim-recycle/incr HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ncontent-length: 0\r\n\r\n`;
+    const wave = 'GET /v1/kv/lim:recycle HTTP/1.1\r\nhost: x\r\n\r\n'.repeat(4) + incr.repeat(3);
+    const outcome = await new Promise<{ ok: number; other: number; closes: number; incrs: number }>(
+      (resolve) => {
+        const s = net.connect(gw.port, '127.0.0.1', () => s.write(wave));
+        const chunks: string[] = [];
+        let tail = '';
+        let replies = 0;
+        let sent = 7;
+        const count = () => {
+          const text = chunks.join('');
+          const codes = [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+          return {
+            ok: codes.filter((c) => c === '200' || c === '202').length,
+            other: codes.filter((c) => c !== '200' && c !== '202').length,
+            closes: text.match(/\r\nconnection: close/gi)?.length ?? 0,
+            incrs: codes.filter((c) => c === '202').length,
+          };
         };
-      };
-      s.on('data', (c: Buffer) => {
-        const chunk = c.toString('latin1');
-        chunks.push(chunk);
-        // Status lines in this chunk (and one cut by the last): the 8 carried-over
-        // characters cannot hold a whole one, so none is counted twice.
-        const seen = tail + chunk;
-        for (let i = seen.indexOf('HTTP/1.1 '); i !== -1; i = seen.indexOf('HTTP/1.1 ', i + 1))
-          replies++;
-        tail = seen.slice(-8);
-        if (replies === sent && s.writable) {
-          s.write(wave);
-          sent += 7;
-        }
-      });
-      s.on('error', () => {});
-      s.on('close', () => resolve(count()));
-      setTimeout(() => s.destroy(), 20_000);
-    });
-    expect(outcome).toEqual({ ok: 10_000, other: 0, closes: 1 });
+        s.on('data', (c: Buffer) => {
+          const chunk = c.toString('latin1');
+          chunks.push(chunk);
+          // Status lines in this chunk (and one cut by the last): the 8 carried-over
+          // characters cannot hold a whole one, so none is counted twice.
+          const seen = tail + chunk;
+          for (let i = seen.indexOf('HTTP/1.1 '); i !== -1; i = seen.indexOf('HTTP/1.1 ', i + 1))
+            replies++;
+          tail = seen.slice(-8);
+          if (replies === sent && s.writable) {
+            s.write(wave);
+            sent += 7;
+          }
+        });
+        s.on('error', () => {});
+        s.on('close', () => resolve(count()));
+        setTimeout(() => s.destroy(), 20_000);
+      },
+    );
+    expect(outcome).toMatchObject({ ok: 10_000, other: 0, closes: 1 });
+    // Every increment applied was answered: none was done behind the closing reply.
+    const read = await request(`${gw.url}/v1/counters/lim-recycle`);
+    expect(JSON.parse(read.text).value).toBe(outcome.incrs);
   }, 90_000);
 });
