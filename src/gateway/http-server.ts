@@ -74,9 +74,10 @@ function scrapeClient(send: (m: ToMain) => void) {
 
 /**
  * Per connection: the request served last with its response, how many requests it has
- * carried, and how many replies Node holds queued behind an unfinished one (pipelining). A malformed request pipelined
- * behind one still being served must not be answered at once: the status line would be
- * read as that one's reply (a PUT that was applied would look refused).
+ * carried, and how many replies Node holds queued behind an unfinished one (pipelining).
+ * A malformed request pipelined behind one still being served must not be answered at
+ * once: the status line would be read as that one's reply (a PUT that was applied would
+ * look refused).
  */
 interface Serving {
   req: IncomingMessage;

@@ -186,10 +186,11 @@ export class L1Table {
    * Counted as a hit, and bumps the entry's access count like a read: a hot key served
    * this way stays hot for eviction.
    *
-   * No read section is needed: nothing is copied, and the two loads are enough. The
-   * index slot pointing at `ptr` (load 1) and `ptr` still holding `version` (load 2)
-   * means the slot pointed at this entry at load 1: versions are never reused, so the
-   * bytes at `ptr` cannot have held another entry then and this one again at load 2.
+   * Nothing is copied, so the check needs no read section: the index slot pointing at
+   * `ptr` (load 1) and `ptr` still holding `version` (load 2) mean the slot pointed at
+   * this entry at load 1, since a version's bytes are written only while it is current.
+   * (Its caveats, the 32-bit version wrap and load 2 racing a reuse of the memory, are in
+   * docs/ARCHITECTURE.md.) Only the access-count write takes a section (#countAccess).
    */
   freshAge(ref: L1Ref): number {
     if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');

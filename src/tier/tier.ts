@@ -13,6 +13,7 @@ import { counterTotalKey } from '../keys/reserved-keys.ts';
 import { L1Error, L1Table, newRef, ReadMemo, releaseThread } from '../l1/index.ts';
 import { Control } from '../refresher/control.ts';
 import { FLAG_ABSENT, FLAG_GONE } from '../refresher/protocol.ts';
+import { exactBytes } from '../refresher/turn-batch.ts';
 import { Asks } from './asks.ts';
 import { type CodecName, codecId, decode, encode } from './codec.ts';
 import { Counter, type CounterPort } from './counter.ts';
@@ -37,14 +38,6 @@ interface Known {
   readonly value: unknown;
   readonly flags: number;
   readonly version: number;
-}
-
-/** `bytes` in a buffer of their own (not a slice of Node's pool). */
-function ownBytes(bytes: Buffer): Buffer {
-  if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength) return bytes;
-  const own = Buffer.allocUnsafeSlow(bytes.byteLength);
-  bytes.copy(own);
-  return own;
 }
 
 /** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
@@ -124,15 +117,7 @@ export class Tier {
    */
   get(key: string, options: GetOptions = NO_OPTIONS): Promise<unknown> {
     // Not async: a hit settles one promise, without a second async layer (lookup's).
-    // A remembered fresh value is the whole of a hot key's hit: a Map lookup and the
-    // L1 re-validation (its key was checked when it was remembered).
     try {
-      const memo = this.#memo;
-      if (memo !== undefined && options.loader === undefined && !this.#closed) {
-        const known = memo.fresh(key);
-        if (known !== undefined && !this.#control.closed)
-          return Promise.resolve((known.flags & FLAG_ABSENT) === 0 ? known.value : undefined);
-      }
       const known = this.#known(key, options);
       if (known !== undefined) return Promise.resolve(known === null ? undefined : known.value);
       return this.#miss(key, options);
@@ -181,7 +166,11 @@ export class Tier {
     return this.#fromL1(key, false);
   }
 
-  /** The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative entry. */
+  /**
+   * The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative
+   * entry. A remembered fresh entry is the whole of a hot key's hit: a Map lookup and the
+   * L1 re-validation (its key was checked when it was remembered).
+   */
   #fromL1(key: string, withLoader: boolean): Lookup | null | undefined {
     const memo = this.#memo;
     const remembered = memo?.fresh(key);
@@ -199,7 +188,7 @@ export class Tier {
     // What the memo keeps must own its bytes: a copy-out under 4 KiB is a slice of Node's
     // shared 8 KiB pool, and keeping it (or a view a decoder made of it) would keep the
     // whole block alive, past memoBytes.
-    const bytes = kept ? ownBytes(entry.value) : entry.value;
+    const bytes = kept ? exactBytes(entry.value) : entry.value;
     const known: Known = {
       value: absent ? undefined : decode(this.#codec, bytes, entry.flags),
       flags: entry.flags,
