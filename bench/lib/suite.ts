@@ -78,6 +78,24 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+/**
+ * SET `${prefix}0` … `${prefix}${count - 1}` to `value`. The keys spread over every
+ * master, so concurrent SETs (1,000 at a time) rather than one single-slot pipeline.
+ */
+export async function storeKeys(
+  suite: Suite,
+  prefix: string,
+  count: number,
+  value: Buffer,
+): Promise<void> {
+  for (let i = 0; i < count; i += 1000) {
+    const batch: Promise<unknown>[] = [];
+    for (let j = i; j < Math.min(count, i + 1000); j++)
+      batch.push(suite.redis.set(`${prefix}${j}`, value));
+    await Promise.all(batch);
+  }
+}
+
 /** The port of the master that owns `key`'s slot. */
 export async function ownerPort(suite: Suite, key: string): Promise<number> {
   await suite.redis.cluster('SLOTS');

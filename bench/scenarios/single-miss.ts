@@ -8,7 +8,8 @@
 import { Agent, request } from 'node:http';
 import { startContender } from '../lib/contenders.ts';
 import { formatPercent, markdownTable, progress } from '../lib/report.ts';
-import { median, met, type ScenarioOutcome, type Suite } from '../lib/suite.ts';
+import { percentile } from '../lib/soak-load.ts';
+import { median, met, type ScenarioOutcome, type Suite, storeKeys } from '../lib/suite.ts';
 
 const CONTENDERS = ['hotshield', 'l2-only'] as const;
 type Contender = (typeof CONTENDERS)[number];
@@ -39,10 +40,6 @@ function timedGet(agent: Agent, port: number, path: string): Promise<number> {
   });
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 export async function singleMiss(suite: Suite): Promise<ScenarioOutcome> {
   const chosen = CONTENDERS.filter((c) => suite.contenders.includes(c));
   const warmup = suite.quick ? 100 : 300;
@@ -50,13 +47,7 @@ export async function singleMiss(suite: Suite): Promise<ScenarioOutcome> {
   const perRun = warmup + measured;
   const total = suite.rounds * chosen.length * perRun;
   progress(`single-miss: storing ${total} keys of ${VALUE_BYTES} B`);
-  const value = Buffer.alloc(VALUE_BYTES, 's');
-  for (let i = 0; i < total; i += 1000) {
-    const batch: Promise<unknown>[] = [];
-    for (let j = i; j < Math.min(total, i + 1000); j++)
-      batch.push(suite.redis.set(`bench:sm:${j}`, value));
-    await Promise.all(batch);
-  }
+  await storeKeys(suite, 'bench:sm:', total, Buffer.alloc(VALUE_BYTES, 's'));
   const runs: Run[] = [];
   let next = 0;
   for (let round = 0; round < suite.rounds; round++) {
@@ -79,9 +70,9 @@ export async function singleMiss(suite: Suite): Promise<ScenarioOutcome> {
         times.sort((a, b) => a - b);
         const run = {
           contender,
-          p50: percentile(times, 50),
-          p90: percentile(times, 90),
-          p99: percentile(times, 99),
+          p50: percentile(times, 0.5),
+          p90: percentile(times, 0.9),
+          p99: percentile(times, 0.99),
         };
         runs.push(run);
         progress(

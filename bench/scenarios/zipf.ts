@@ -11,6 +11,7 @@ import {
   met,
   type ScenarioOutcome,
   type Suite,
+  storeKeys,
   summarise,
   table,
   variantName,
@@ -21,13 +22,7 @@ export async function zipf(suite: Suite): Promise<ScenarioOutcome> {
   const valueBytes = 1024;
   const value = Buffer.alloc(valueBytes, 'z');
   progress(`zipf: storing ${keys} keys of ${valueBytes} B`);
-  // Keys spread over every master: concurrent SETs rather than one (single-slot) pipeline.
-  for (let i = 0; i < keys; i += 1000) {
-    const batch: Promise<unknown>[] = [];
-    for (let j = i; j < Math.min(keys, i + 1000); j++)
-      batch.push(suite.redis.set(`bench:z:${j}`, value));
-    await Promise.all(batch);
-  }
+  await storeKeys(suite, 'bench:z:', keys, value);
   const l1Bytes = Math.floor(keys * valueBytes * 0.1);
   const cells = await compete(
     suite,
