@@ -112,9 +112,12 @@ describe("the README's commands", () => {
     expect(JSON.parse(incr)).toEqual({ name: 'likes:video:7', by: 1, flushed: false });
     expect(JSON.parse(read)).toEqual({ name: 'likes:video:7', value: 1 });
 
-    // On a terminal the logs are readable lines, not JSON.
+    // On a terminal the logs are readable lines, not JSON. The gateway process logs that it
+    // listens after its threads do, so on a slow machine the curls can finish first.
+    const listening = /INFO.*gateway process listening/;
+    await until('the listening line', async () => listening.test(await pane()), 10_000);
     const screen = await pane();
-    expect(screen).toMatch(/INFO.*gateway process listening/);
+    expect(screen).toMatch(listening);
     expect(screen).toMatch(/started a throwaway local Redis Cluster/);
     expect(screen).not.toContain('{"level"');
 
