@@ -7,6 +7,7 @@
  *        │ magic │ layoutVersion │ slotCount │ maxLiveEntries │ maxKey │ maxValue │…  │
  *        │ seed0 seed1 (HalfSipHash key)    │ smallRing │ mainRing │ epochMs f64 │ … │
  *   128  │ writerOwner │ stateActive │ versionCounter │ liveEntries │ state A │ B │ …  │
+ *        │ … sweepCursor │ registryHigh │ staleBelow (stale-mark.ts)                  │
  *   256  │ writer statistics: u32 lo/hi pairs (inserts, evictions, refused, …)        │
  *   512  ├──────────── reader registry: maxThreads × 64-B lines ──────────────────────┤
  *        │ owner(threadId+1) │ seq (odd = inside a read) │ hits │ stale │ misses │ …   │
@@ -27,7 +28,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-const LAYOUT_VERSION = 4;
+const LAYOUT_VERSION = 5;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -52,6 +53,8 @@ export const H = {
   SWEEP_CURSOR: 48,
   /** One past the highest registry line ever claimed: grace periods scan no further. */
   REGISTRY_HIGH: 49,
+  /** The stale mark (stale-mark.ts): entries of lower versions are stale; 0: none. */
+  STALE_BELOW: 50,
   WRITER_STATS: 64,
 } as const;
 

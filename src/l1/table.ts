@@ -47,6 +47,7 @@ import {
   WS,
 } from './layout.ts';
 import { claimReaderLine, releaseLine } from './registry.ts';
+import { markedStale } from './stale-mark.ts';
 import { makeViews, type Views } from './views.ts';
 
 export type EntryState = 'fresh' | 'stale';
@@ -200,7 +201,7 @@ export class L1Table {
     const w = ptrToOffset(ref.ptr) >>> 2;
     if (Atomics.load(v.arenaU32, w + E.VERSION / 4) !== ref.version) return -1;
     const now = this.#clock.now();
-    if (now >= ref.softExpiresAt) return -1;
+    if (now >= ref.softExpiresAt || markedStale(v.header, ref.version)) return -1;
     // A saturated count (a hot key after three reads) needs no write at all.
     if ((v.arenaU32[w + E.ACCESS / 4] & MAX_ACCESS) < MAX_ACCESS) this.#countAccess(ref, w);
     bump(this.#reg, this.#line + R.HITS);
@@ -259,7 +260,10 @@ export class L1Table {
     // Only small integers in the result: a double field would be one more heap allocation.
     return {
       value,
-      state: now < v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] ? 'fresh' : 'stale',
+      state:
+        now < v.arenaF64[d + E.SOFT_EXPIRES_AT / 8] && !markedStale(v.header, version)
+          ? 'fresh'
+          : 'stale',
       flags: v.arenaU32[w + E.FLAGS / 4],
       version,
       ageMs: Math.floor(now - v.arenaF64[d + E.STORED_AT / 8]),

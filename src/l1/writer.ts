@@ -41,6 +41,7 @@ import {
 import { encodeKey, type KeyBytes, keyScratch } from './key-bytes.ts';
 import { entryBytes, H, type Layout, MAX_COUNTER_NAME_BYTES, readLayout, WS } from './layout.ts';
 import { GracePeriod } from './registry.ts';
+import { clearStaleMark, setStaleMark, staleMark, versionsSince } from './stale-mark.ts';
 import { makeViews, type Views } from './views.ts';
 
 export interface L1SetOptions {
@@ -70,6 +71,10 @@ export class L1Writer {
   readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
   readonly #s3: Eviction;
   readonly #owner: number;
+  /** The latest hard expiry of any entry written (or found at takeover): see markAllStale. */
+  #latestHardExpiry: number;
+  /** When the stale mark may be lifted: every entry older than it has expired by then. */
+  #liftMarkAt = 0;
   #closed = false;
 
   private constructor(handle: L1Handle, owner: number, options: WriterOptions) {
@@ -91,6 +96,9 @@ export class L1Writer {
     this.#grace = new GracePeriod(this.#v, options.graceSpinMs ?? 2, options.revokeAfterMs ?? 2000);
     this.#scratch = keyScratch(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES));
     this.#s3 = new Eviction(this.#v, this.#grace, this.#clock);
+    // A taken-over table may hold a mark (and entries) of the last writer's.
+    this.#latestHardExpiry = latestHardExpiry(this.#v, this.#layout.slotCount);
+    if (staleMark(h) !== 0) this.#liftMarkAt = this.#latestHardExpiry;
   }
 
   /** Become the table's single writer. Throws HS_ERR_WRITER_TAKEN if it already has one. */
@@ -155,6 +163,7 @@ export class L1Writer {
     }
     const now = this.#clock.now();
     const version = (Atomics.add(v.header, H.VERSION_COUNTER, 1) + 1) >>> 0 || 1;
+    if (now + hard > this.#latestHardExpiry) this.#latestHardExpiry = now + hard;
     const off = allocate(v, ring, size);
     writeEntry(
       v,
@@ -209,9 +218,39 @@ export class L1Writer {
     this.#s3.small.live = 0;
     this.#s3.main.live = 0;
     bump(v.header, WS.clears);
+    // No entry is left for a stale mark to judge.
+    clearStaleMark(v.header);
     // Everything is unreachable now; the bytes are free once no reader holds them. If a
     // reader is stuck, the rings keep their garbage and ordinary eviction reclaims it.
     if (this.#grace.wait()) this.#s3.reset();
+  }
+
+  /**
+   * Make every entry written so far stale (stale-mark.ts): readers serve them as stale,
+   * and ask for their refresh, until each is rewritten. Entries written from now on are
+   * fresh as usual. Marking again moves the mark up.
+   */
+  markAllStale(): void {
+    this.#assertOpen();
+    setStaleMark(this.#v.header);
+    this.#liftMarkAt = this.#latestHardExpiry;
+  }
+
+  /**
+   * The mark is lifted once every entry below it is past its hard expiry (it judges no
+   * entry any more), so it never meets a version 2^31 away. Should that many versions be
+   * written first (hard TTLs of hours at tens of thousands of writes a second), the
+   * table is cleared instead: the old entries go, and no new one is misjudged.
+   */
+  #checkStaleMark(now: number): void {
+    const h = this.#v.header;
+    const mark = staleMark(h);
+    if (mark === 0) return;
+    if (now >= this.#liftMarkAt) clearStaleMark(h);
+    else if (versionsSince(h, mark) >= 2 ** 30) {
+      this.clear();
+      clearStaleMark(h);
+    }
   }
 
   /**
@@ -224,6 +263,7 @@ export class L1Writer {
     const v = this.#v;
     const slots = this.#layout.slotCount;
     const now = this.#clock.now();
+    this.#checkStaleMark(now);
     let cursor = v.header[H.SWEEP_CURSOR] % slots;
     let removed = 0;
     for (let n = 0; n < Math.min(maxSlots, slots); n++, cursor = (cursor + 1) % slots) {
@@ -291,4 +331,14 @@ export class L1Writer {
   #assertOpen(): void {
     if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Writer is closed');
   }
+}
+
+/** The latest hard expiry among the entries the index points at (0: none). */
+function latestHardExpiry(v: Views, slotCount: number): number {
+  let latest = 0;
+  for (let slot = 0; slot < slotCount; slot++) {
+    const ptr = slotPtr(v, slot);
+    if (ptr !== 0) latest = Math.max(latest, entryHardExpiresAt(v, ptrToOffset(ptr)));
+  }
+  return latest;
 }
