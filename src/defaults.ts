@@ -11,7 +11,8 @@ import { formatBytes, formatDuration } from './units.ts';
 
 type Default =
   | { readonly kind: 'duration' | 'size' | 'count'; readonly value: number }
-  | { readonly kind: 'name'; readonly value: string };
+  | { readonly kind: 'name'; readonly value: string }
+  | { readonly kind: 'switch'; readonly value: boolean };
 
 export const TIER_DEFAULTS = {
   l1Bytes: { kind: 'size', value: 64 * 1024 * 1024 },
@@ -37,13 +38,15 @@ export const TIER_DEFAULTS = {
   maxCounters: { kind: 'count', value: L1_DEFAULTS.maxCounters },
   flushInterval: { kind: 'duration', value: 100 },
   counterMarkTtl: { kind: 'duration', value: 86_400_000 },
+  coherence: { kind: 'switch', value: true },
 } as const satisfies Record<string, Default>;
 
 export type DefaultedOption = keyof typeof TIER_DEFAULTS;
 
-/** A default as users write it: `3s`, `64mb`, `1024`, `msgpack`. */
+/** A default as users write it: `3s`, `64mb`, `1024`, `msgpack`, `on`. */
 export function shownDefault(option: DefaultedOption): string {
   const d: Default = TIER_DEFAULTS[option];
+  if (d.kind === 'switch') return d.value ? 'on' : 'off';
   if (d.kind === 'duration') return formatDuration(d.value);
   if (d.kind === 'size') return formatBytes(d.value);
   return String(d.value);

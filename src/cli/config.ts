@@ -98,6 +98,10 @@ export const SETTINGS = {
     integer: true,
     help: 'distinct counters per process, a power of two',
   },
+  coherence: {
+    tier: 'coherence',
+    help: 'drop a key from L1 as soon as Redis says it changed, whoever wrote it (on or off)',
+  },
   token: {
     help: 'bearer token required for writes',
     shown: 'none: only loopback clients may write',

@@ -56,6 +56,11 @@ const REFRESHER_METRICS = [
   'respawns',
   'timeouts',
   'refreshes',
+  'invalidations',
+  'invalidatedEntries',
+  'invalidationFlushes',
+  'trackingLost',
+  'trackingRefused',
 ] as const satisfies ReadonlyArray<keyof TierStats['tier']>;
 
 /** Counter statistics exported as hotshield_counter_<suffix>_total. */
@@ -130,6 +135,18 @@ export function processRegistry(tier: Tier): Registry {
     'hotshield_redis_ready',
     '1 when the refresher is connected to Redis',
     () => (stats().refresher.state === 'l2Ready' ? 1 : 0),
+  );
+  mirroredGauge(
+    registry,
+    'hotshield_coherence_tracked_masters',
+    'Redis masters that track the reads of this process (coherence); 0 when it is off',
+    () => stats().refresher.coherence.tracked,
+  );
+  mirroredGauge(
+    registry,
+    'hotshield_coherence_masters',
+    'Redis masters the refresher reads from, tracked or not (0 when coherence is off)',
+    () => stats().refresher.coherence.masters,
   );
   return registry;
 }

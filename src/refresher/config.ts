@@ -25,4 +25,6 @@ export interface RefresherConfig {
   counterShards: number;
   flushIntervalMs: number;
   counterMarkTtlMs: number;
+  /** Track the keys read and drop them from L1 when Redis says they changed (coherence.ts). */
+  coherence: boolean;
 }

@@ -11,7 +11,8 @@
  * CLOSED is set once by tier.close(); GENERATION counts refresher starts (bumped and
  * notified by each new refresher when it listens); STATE is the refresher's view of L2.
  * Counters are added with Atomics.add from any thread and read with Atomics.load.
- * ADDING (bytes 32..35) counts counter adds in progress (see enterAdd).
+ * ADDING (bytes 32..35) counts counter adds in progress (see enterAdd). TRACKED and MASTERS
+ * (36..43): how many masters Redis tracks our reads on, of how many (coherence.ts).
  * WRITER is this process's random identity in counter flushes and FLUSH_SEQ their last
  * sequence number: here, not in the refresher, so that a respawned refresher re-sends a
  * pending flush under the same (writer, seq) and numbers new ones after it.
@@ -19,7 +20,15 @@
 
 import { HotshieldError } from '../errors.ts';
 
-const W = { MAGIC: 0, CLOSED: 1, GENERATION: 2, STATE: 3, ADDING: 8 } as const;
+const W = {
+  MAGIC: 0,
+  CLOSED: 1,
+  GENERATION: 2,
+  STATE: 3,
+  ADDING: 8,
+  TRACKED: 9,
+  MASTERS: 10,
+} as const;
 /** BigUint64 indexes in the same first 64 bytes. */
 const Q = { WRITER: 2, FLUSH_SEQ: 3 } as const;
 const MAGIC = 0x48534331; // "HSC1"
@@ -60,6 +69,11 @@ export const STATS = {
   counterDuplicates: 'Counter flushes Redis had already applied (re-sends)',
   counterFlushErrors: 'Counter flushes that failed (kept and re-sent)',
   counterReads: 'Counter totals read from Redis (all shards of one counter)',
+  invalidations: 'Keys Redis said had changed (client tracking invalidations)',
+  invalidatedEntries: 'L1 entries dropped because Redis said their key had changed',
+  invalidationFlushes: 'Flushes Redis announced (FLUSHALL, FLUSHDB): L1 cleared',
+  trackingLost: 'Times tracking was lost on a connection: L1 marked stale',
+  trackingRefused: 'Times Redis refused coherence (CLIENT TRACKING, SUBSCRIBE): it stays off',
 } as const;
 export type StatName = keyof typeof STATS;
 const STAT_NAMES = Object.keys(STATS) as StatName[];
@@ -176,6 +190,19 @@ export class Control {
 
   setState(state: RefresherState): void {
     Atomics.store(this.#words, W.STATE, REFRESHER_STATE[state]);
+  }
+
+  /** Masters whose data connection Redis tracks, of how many (both 0: coherence off). */
+  get coherence(): { tracked: number; masters: number } {
+    return {
+      tracked: Atomics.load(this.#words, W.TRACKED),
+      masters: Atomics.load(this.#words, W.MASTERS),
+    };
+  }
+
+  setCoherence(tracked: number, masters: number): void {
+    Atomics.store(this.#words, W.TRACKED, tracked);
+    Atomics.store(this.#words, W.MASTERS, masters);
   }
 
   add(name: StatName, n = 1): void {

@@ -12,6 +12,12 @@ export interface EntryTtls {
   softTtlMs: number;
   staleTtlMs: number;
   negativeTtlMs: number;
+  /**
+   * The soft TTL of a value Redis will not tell us about when it changes (a write of our
+   * own, a read that crossed a loss of tracking): with coherence on, short, so no value
+   * goes unchecked for long whatever failed; without, softTtlMs.
+   */
+  untrackedSoftTtlMs: number;
 }
 
 export class EntryStore {
@@ -25,9 +31,13 @@ export class EntryStore {
     this.#ttls = ttls;
   }
 
-  /** Store a value (with its Redis TTL, 0: none); its L1 version, 0 if L1 refused it. */
-  store(key: string, value: Uint8Array, flags: number, ttlMs: number): number {
-    const { softTtlMs, staleTtlMs } = this.#ttls;
+  /**
+   * Store a value (with its Redis TTL, 0: none); its L1 version, 0 if L1 refused it.
+   * `tracked`: Redis will say when the key changes (see untrackedSoftTtlMs).
+   */
+  store(key: string, value: Uint8Array, flags: number, ttlMs: number, tracked: boolean): number {
+    const { staleTtlMs } = this.#ttls;
+    const softTtlMs = tracked ? this.#ttls.softTtlMs : this.#ttls.untrackedSoftTtlMs;
     const soft = ttlMs > 0 ? Math.min(softTtlMs, ttlMs) : softTtlMs;
     const hard = ttlMs > 0 ? Math.min(softTtlMs + staleTtlMs, ttlMs) : softTtlMs + staleTtlMs;
     return this.#put(key, value, { softTtlMs: soft, hardTtlMs: hard, flags });
@@ -41,8 +51,9 @@ export class EntryStore {
       this.#control.add('negativeStores');
   }
 
-  delete(key: string): void {
-    this.#writer.delete(key);
+  /** Drop `key`'s entry; true if there was one. */
+  delete(key: string): boolean {
+    return this.#writer.delete(key);
   }
 
   #put(

@@ -13,7 +13,11 @@
  * - Writes (set/delete) go to Redis first, then L1, then are acknowledged. A write that
  *   arrives while a read of the same key is in flight marks that flight superseded: its
  *   result is still handed to its waiters (it was a valid read) but not stored over the
- *   write.
+ *   write. So does an invalidation from Redis (coherence.ts) or a flush: the read may
+ *   have been answered before the change it announces.
+ * - A read is stored for the full soft TTL only if Redis tracked it from start to landing
+ *   (Coherence.token / coherent); else, and for our own writes, which Redis does not
+ *   track, for the short untracked soft TTL (entry-store.ts).
  */
 
 import { HotshieldError } from '../errors.ts';
@@ -40,6 +44,16 @@ interface Flight {
   /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
   why?: HotshieldError;
   superseded: boolean;
+  /** Coherence.token() when the flight started. */
+  readonly token: number;
+}
+
+/** What the flights ask of coherence.ts (absent: coherence off, every read is trusted). */
+export interface ReadTracking {
+  token(): number;
+  coherent(token: number): boolean;
+  /** Set once Redis refused coherence: everything is then trusted for its soft TTL. */
+  readonly refused: string | undefined;
 }
 
 /** How much longer than loaderTimeout the refresher waits for a lessee's answer. */
@@ -56,6 +70,7 @@ export interface FlightDeps {
   readonly batcher: ReadBatcher;
   readonly counters: CounterFlusher;
   readonly clients: ClientChannels;
+  readonly tracking?: ReadTracking;
 }
 
 export class Flights {
@@ -67,6 +82,7 @@ export class Flights {
   readonly #batcher: ReadBatcher;
   readonly #counters: CounterFlusher;
   readonly #clients: ClientChannels;
+  readonly #tracking: ReadTracking | undefined;
   readonly #flights = new Map<string, Flight>();
   #closed = false;
 
@@ -79,6 +95,7 @@ export class Flights {
     this.#batcher = deps.batcher;
     this.#counters = deps.counters;
     this.#clients = deps.clients;
+    this.#tracking = deps.tracking;
   }
 
   /** Keys being fetched or loaded right now. */
@@ -137,7 +154,13 @@ export class Flights {
       });
       return;
     }
-    f = { key, askers: new Set([from]), loaders: ask.load ? [from] : [], superseded: false };
+    f = {
+      key,
+      askers: new Set([from]),
+      loaders: ask.load ? [from] : [],
+      superseded: false,
+      token: this.#tracking?.token() ?? 0,
+    };
     this.#flights.set(key, f);
     this.#control.add('fetches');
     const flight = f;
@@ -158,7 +181,9 @@ export class Flights {
       this.#finish(f, { status: 'error', code: base.code, message: base.message });
       return;
     }
-    this.#finishStored(f, Buffer.from(base.toString()), CODEC_ID.unknown, 0);
+    // Not tracked (flushes change its shard keys, not this one): a total keeps the plain
+    // soft TTL, the staleness counters document.
+    this.#finishStored(f, Buffer.from(base.toString()), CODEC_ID.unknown, 0, true);
   }
 
   #landed(f: Flight, read: L2Read): void {
@@ -172,7 +197,8 @@ export class Flights {
     } else if (f.superseded) {
       this.#finish(f, { status: 'ok', value: exactBytes(read), flags: CODEC_ID.unknown });
     } else {
-      this.#finishStored(f, read, CODEC_ID.unknown, 0);
+      const tracked = this.#tracking === undefined || this.#tracking.coherent(f.token);
+      this.#finishStored(f, read, CODEC_ID.unknown, 0, tracked);
     }
   }
 
@@ -261,7 +287,7 @@ export class Flights {
     }
     await this.#writeRedis(() => this.#l2.set(ask.key, ask.value, ask.ttlMs));
     if (this.#closed || this.#flights.get(f.key) !== f) return;
-    this.#finishStored(f, ask.value, ask.flags, ask.ttlMs);
+    this.#finishStored(f, ask.value, ask.flags, ask.ttlMs, this.#ownWritesTracked());
   }
 
   loadEnded(ask: Extract<Ask, { t: 'gone' | 'loadFailed' }>): void {
@@ -281,6 +307,20 @@ export class Flights {
     });
   }
 
+  /**
+   * Redis says `key` changed: a read of it in flight may hold the old value, so it is
+   * answered but not stored (and a loader's value is not written over the change).
+   */
+  invalidated(key: string): void {
+    const f = this.#flights.get(key);
+    if (f !== undefined) f.superseded = true;
+  }
+
+  /** Every key may have changed (a flush): nothing in flight is stored. */
+  invalidatedAll(): void {
+    for (const f of this.#flights.values()) f.superseded = true;
+  }
+
   async write(ask: Extract<Ask, { t: 'set' | 'delete' }>): Promise<void> {
     const { key } = ask;
     const f = this.#flights.get(key);
@@ -295,7 +335,7 @@ export class Flights {
     const stored =
       ask.t === 'set' &&
       error === undefined &&
-      this.#entries.store(key, ask.value, ask.flags, ask.ttlMs) !== 0;
+      this.#entries.store(key, ask.value, ask.flags, ask.ttlMs, this.#ownWritesTracked()) !== 0;
     if (!stored) this.#entries.delete(key);
     this.#clients.send(ask.from, {
       t: 'ack',
@@ -304,6 +344,14 @@ export class Flights {
       code: error?.code,
       message: error?.message,
     });
+  }
+
+  /**
+   * Redis tracks reads, not writes: what we wrote ourselves is not watched for us, so it
+   * gets the short untracked soft TTL while coherence works (as before without it).
+   */
+  #ownWritesTracked(): boolean {
+    return this.#tracking === undefined || this.#tracking.refused !== undefined;
   }
 
   /** Run a Redis write, counting it; its typed error, or undefined on success. */
@@ -325,9 +373,15 @@ export class Flights {
    * thread then needs no second L1 read (a probe and a copy), and gets its value even if
    * the entry was evicted or expired in between (a soft TTL shorter than the round trip).
    */
-  #finishStored(f: Flight, value: Uint8Array, flags: number, ttlMs: number): void {
+  #finishStored(
+    f: Flight,
+    value: Uint8Array,
+    flags: number,
+    ttlMs: number,
+    tracked: boolean,
+  ): void {
     // L1 could not take it: drop the older copy, so it cannot outlive this read.
-    const version = this.#entries.store(f.key, value, flags, ttlMs);
+    const version = this.#entries.store(f.key, value, flags, ttlMs, tracked);
     if (version === 0) this.#entries.delete(f.key);
     this.#finish(f, { status: 'ok', value: exactBytes(value), flags, version });
   }

@@ -158,6 +158,11 @@ export class L2Client {
     };
   }
 
+  /** The ioredis client the calls go through (coherence.ts tracks its connections). */
+  get client(): Cluster | Redis {
+    return this.#client;
+  }
+
   /** The last connection error ioredis reported (cleared once ready), for logs and errors. */
   get lastError(): string | undefined {
     return this.#lastError;

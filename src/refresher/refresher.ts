@@ -2,12 +2,14 @@
  * The refresher: the one thread of a process that talks to Redis and the only writer of
  * L1 entries. This is the thread's composition: its L1 writer, its Redis client and read
  * batcher, the channels to every attached thread (client-channels.ts), the flights that
- * serve their asks (flights.ts), the counter flusher, and a housekeeping round every
- * SWEEP_EVERY_MS (refresher state, expired entries, breaker counts).
+ * serve their asks (flights.ts), the counter flusher, coherence with Redis (what Redis
+ * says changed leaves L1: coherence.ts), and a housekeeping round every SWEEP_EVERY_MS
+ * (refresher state, expired entries, breaker counts).
  */
 
 import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
 import { ClientChannels } from './client-channels.ts';
+import { Coherence } from './coherence.ts';
 import type { RefresherConfig } from './config.ts';
 import type { Control } from './control.ts';
 import { CounterFlusher, type Unflushed } from './counter-flusher.ts';
@@ -31,6 +33,14 @@ const FINAL_FLUSH_MS = 3000;
 const FLUSH_RETRY_MAX_MS = 1000;
 /** Keys the read batcher sends in one batch at most. */
 const MAX_BATCH = 512;
+/**
+ * With coherence on, the longest a value Redis does not track for us stays fresh (our
+ * own writes, reads that crossed a loss of tracking): whatever fails, no value goes
+ * unchecked for longer than this plus one refresh.
+ */
+const UNTRACKED_SOFT_TTL_MS = 1000;
+/** How often each invalidation subscriber is pinged (a silent one is reconnected). */
+const COHERENCE_PING_MS = 1000;
 
 export class Refresher {
   readonly #config: RefresherConfig;
@@ -42,6 +52,7 @@ export class Refresher {
   readonly #counters: CounterFlusher;
   readonly #clients: ClientChannels;
   readonly #flights: Flights;
+  readonly #coherence: Coherence | undefined;
   readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
   #mirrored = { rejected: 0, opened: 0, resets: 0 };
@@ -78,15 +89,20 @@ export class Refresher {
       ask: (clientId, data) => this.#onMessage(clientId, data),
       left: (clientId) => this.#flights.forget(clientId),
     });
+    this.#coherence = config.coherence ? this.#cohere() : undefined;
+    const untrackedSoftTtlMs = config.coherence
+      ? Math.min(config.softTtlMs, UNTRACKED_SOFT_TTL_MS)
+      : config.softTtlMs;
     this.#flights = new Flights({
       config,
       control,
       table: this.#table,
-      entries: new EntryStore(this.#writer, control, config),
+      entries: new EntryStore(this.#writer, control, { ...config, untrackedSoftTtlMs }),
       l2: this.#l2,
       batcher: this.#batcher,
       counters: this.#counters,
       clients: this.#clients,
+      tracking: this.#coherence,
     });
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
     const generation = control.announceRefresher();
@@ -109,9 +125,11 @@ export class Refresher {
     this.#flights.close();
     const unflushed = await this.#counters.close(FINAL_FLUSH_MS);
     clearInterval(this.#sweep);
+    this.#coherence?.close();
     // Every attachment fails what it still waits for (reads, leases, unacknowledged writes).
     this.#clients.close();
     this.#control.setState('down');
+    this.#control.setCoherence(0, 0);
     await this.#l2.close();
     this.#writer.close();
     this.#table.close();
@@ -131,6 +149,42 @@ export class Refresher {
   /** This thread's Prometheus metrics, as prom-client JSON. */
   metrics(): Promise<object[]> {
     return this.#metrics.registry.getMetricsAsJSON();
+  }
+
+  /** What Redis says changed leaves L1 (and is not stored by a read in flight). */
+  #cohere(): Coherence {
+    const control = this.#control;
+    return new Coherence(
+      this.#l2.client,
+      {
+        invalidated: (keys) => {
+          control.add('invalidations', keys.length);
+          for (const key of keys) {
+            this.#flights.invalidated(key);
+            if (this.#writer.delete(key)) control.add('invalidatedEntries');
+          }
+        },
+        flushed: () => {
+          control.add('invalidationFlushes');
+          this.#flights.invalidatedAll();
+          this.#writer.clear();
+        },
+        // Served stale while one refresh per key replaces them: a clear would turn every
+        // hot key into a miss at once, mid-failover.
+        lost: () => {
+          control.add('trackingLost');
+          this.#writer.markAllStale();
+        },
+        changed: ({ tracked, masters }) => control.setCoherence(tracked, masters),
+        refused: () => control.add('trackingRefused'),
+      },
+      {
+        target: this.#config.redis,
+        timeoutMs: this.#config.l2TimeoutMs,
+        connectTimeoutMs: this.#config.connectTimeoutMs,
+        pingEveryMs: COHERENCE_PING_MS,
+      },
+    );
   }
 
   #housekeeping(): void {

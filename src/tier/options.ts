@@ -102,6 +102,12 @@ export interface TierOptions {
    * would count twice, so keep it above the longest Redis outage you ride out.
    */
   counterMarkTtl?: Duration;
+  /**
+   * Keep L1 coherent with Redis (default on): Redis tells the refresher when a key it
+   * read changes, whoever changed it, and L1 drops it at once (CLIENT TRACKING with a
+   * subscriber per master). `false` (or `'off'`) leaves freshness to softTtl alone.
+   */
+  coherence?: boolean | 'on' | 'off';
 }
 
 export interface TierConfig extends RefresherConfig {
@@ -123,6 +129,16 @@ const KNOWN = new Set(['redis', 'username', 'password', 'tls', ...Object.keys(D)
  * and turn anything longer into 1 ms; this leaves room for the margins added to it.
  */
 const MAX_DURATION_MS = 2_000_000_000;
+
+/** A switch: true/false, or the words a flag or a variable gives (on/off, true/false, 1/0, yes/no). */
+function onOff(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value === 'boolean') return value;
+  const word = typeof value === 'string' ? value.trim().toLowerCase() : undefined;
+  if (word === 'on' || word === 'true' || word === '1' || word === 'yes') return true;
+  if (word === 'off' || word === 'false' || word === '0' || word === 'no') return false;
+  throw optionError(`${name} must be on or off (got ${JSON.stringify(value)})`);
+}
 
 function duration(name: string, value: unknown, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -230,6 +246,7 @@ export function tierConfigOf(options: TierOptions): TierConfig {
     counterShards: shardCount(options.counterShards),
     maxCounters: counterCells(options.maxCounters),
     flushIntervalMs: duration('flushInterval', options.flushInterval, D.flushInterval.value, 10),
+    coherence: onOff('coherence', options.coherence, D.coherence.value),
     counterMarkTtlMs: duration(
       'counterMarkTtl',
       options.counterMarkTtl,

@@ -308,7 +308,11 @@ export class Tier {
     return {
       l1: this.#l1.stats(),
       tier: this.#control.stats(),
-      refresher: { state: this.#control.state, generation: this.#control.generation },
+      refresher: {
+        state: this.#control.state,
+        generation: this.#control.generation,
+        coherence: this.#control.coherence,
+      },
       thread: this.#asks.waiting,
     };
   }

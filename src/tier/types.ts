@@ -66,7 +66,12 @@ export interface TierStats {
   l1: L1Stats;
   /** Process-wide counters (control.ts), summed over every thread and refresher life. */
   tier: ControlStats;
-  refresher: { state: RefresherState; generation: number };
+  refresher: {
+    state: RefresherState;
+    generation: number;
+    /** Masters Redis tracks this tier's reads on, of how many (0 of 0: coherence off). */
+    coherence: { tracked: number; masters: number };
+  };
   /** This thread only. */
   thread: { waiting: number; pendingKeys: number };
 }

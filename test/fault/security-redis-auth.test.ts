@@ -5,6 +5,7 @@
  * password or too few permissions give typed errors and no crash; no error message
  * holds a password.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { createTier, type Tier, type TierOptions } from '../../src/index.ts';
 import {
@@ -134,6 +135,21 @@ describe('tier: ACL users', () => {
     expect(incr.code).toBe('HS_ERR_UNCONFIRMED');
     expect(t.stats().tier.counterFlushErrors).toBeGreaterThan(0);
     expect(t.stats().refresher.state).toBe('l2Ready');
+  });
+
+  it('without CLIENT TRACKING or SUBSCRIBE: coherence turns itself off, said once; values keep their soft TTL', async () => {
+    const t = await tier({ username: 'no-tracking', password: USER_PASSWORD });
+    for (let i = 0; i < 100 && t.stats().tier.trackingRefused === 0; i++) await sleep(20);
+    expect(t.stats().tier.trackingRefused).toBe(1);
+    expect(t.stats().refresher.coherence).toEqual({ tracked: 0, masters: 0 });
+    await t.set('acl:nt', 'v');
+    expect(await t.get('acl:nt')).toBe('v');
+    // Trusted for the soft TTL as without coherence, not the 1 s of an untracked value.
+    const entry = t.peek('acl:nt');
+    expect(entry).toMatchObject({ cache: 'hit' });
+    await sleep(1300);
+    expect(t.peek('acl:nt')).toMatchObject({ cache: 'hit' });
+    expect(t.stats().tier.trackingRefused).toBe(1);
   });
 
   it('without EVAL/EVALSHA: values work; counters get typed errors', async () => {

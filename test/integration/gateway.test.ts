@@ -276,6 +276,9 @@ describe('health, readiness, metrics', () => {
     ]) {
       expect(text).toContain(name);
     }
+    // Coherence is on by default: every master of the test cluster tracks our reads.
+    expect(text).toMatch(/^hotshield_coherence_masters 3$/m);
+    expect(text).toMatch(/^hotshield_coherence_tracked_masters 3$/m);
     // Redis latency per node, from the refresher thread.
     expect(text).toMatch(
       /^hotshield_l2_request_duration_seconds_count\{node="127\.0\.0\.1:\d+",op="get"\} \d+$/m,
