@@ -4,7 +4,7 @@
  * separate process on the same cores. Contenders run in rotated order over several
  * rounds and each cell is the median (bench/lib/suite.ts).
  *
- *   npm run bench [-- --quick] [--scenario tsunami,zipf,single-miss,scale-out,counters,slow-l2] [--contenders ceiling,hotshield]
+ *   npm run bench [-- --quick] [--scenario tsunami,zipf,single-miss,scale-out,counters,coherence,slow-l2] [--contenders ceiling,hotshield]
  *                 [--rounds N] [--seconds N] [--threads N] [--loadgen autocannon,wrk] [--jit-warm S]
  *
  * Writes bench/results/<date>-<scenario>.json and bench/results/<scenario>.svg, and
@@ -21,6 +21,7 @@ import { writeJson } from './lib/report.ts';
 import { JIT_WARM_KEY, type ScenarioOutcome, type Suite } from './lib/suite.ts';
 import { groupedBarChart } from './lib/svg.ts';
 import { wrkAvailable } from './lib/wrk.ts';
+import { coherence } from './scenarios/coherence.ts';
 import { counters } from './scenarios/counters.ts';
 import { scaleOut } from './scenarios/scale-out.ts';
 import { singleMiss } from './scenarios/single-miss.ts';
@@ -34,6 +35,7 @@ const SCENARIOS: Record<string, (suite: Suite) => Promise<ScenarioOutcome>> = {
   'single-miss': singleMiss,
   'scale-out': scaleOut,
   counters,
+  coherence,
   // Last: it re-routes the cluster through proxies for its duration.
   'slow-l2': slowL2,
 };

@@ -33,6 +33,8 @@ export interface ContenderOptions {
   l1Bytes: number;
   /** hotshield's counter flush interval; unset: the gateway's default. */
   flushIntervalMs?: number;
+  /** More flags for the hotshield gateway (e.g. `--coherence off`). */
+  extraArgs?: readonly string[];
 }
 
 export interface Running {
@@ -91,6 +93,7 @@ function argsFor(name: ContenderName, port: number, o: ContenderOptions): string
         '--log-level',
         'info',
         ...(o.flushIntervalMs === undefined ? [] : ['--flush-interval', `${o.flushIntervalMs}ms`]),
+        ...(o.extraArgs ?? []),
       ];
     case 'direct-incr':
       return [file('../fixtures/incr-server.ts'), String(port), o.seeds, String(o.threads)];

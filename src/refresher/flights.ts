@@ -288,6 +288,7 @@ export class Flights {
     await this.#writeRedis(() => this.#l2.set(ask.key, ask.value, ask.ttlMs));
     if (this.#closed || this.#flights.get(f.key) !== f) return;
     this.#finishStored(f, ask.value, ask.flags, ask.ttlMs, this.#ownWritesTracked());
+    this.#readBack(f.key);
   }
 
   loadEnded(ask: Extract<Ask, { t: 'gone' | 'loadFailed' }>): void {
@@ -337,6 +338,7 @@ export class Flights {
       error === undefined &&
       this.#entries.store(key, ask.value, ask.flags, ask.ttlMs, this.#ownWritesTracked()) !== 0;
     if (!stored) this.#entries.delete(key);
+    else this.#readBack(key);
     this.#clients.send(ask.from, {
       t: 'ack',
       id: ask.id,
@@ -352,6 +354,28 @@ export class Flights {
    */
   #ownWritesTracked(): boolean {
     return this.#tracking === undefined || this.#tracking.refused !== undefined;
+  }
+
+  /**
+   * Read `key` back after a write of ours, in a flight of its own with nobody waiting:
+   * Redis tracks what a connection reads, so without it a later write by anyone else
+   * would not be announced to this process, which would serve its own value for the
+   * untracked soft TTL. One GET per write; the value read (ours, or a newer one) is
+   * stored as tracked. Skipped when a flight for the key is already on its way.
+   */
+  #readBack(key: string): void {
+    if (this.#ownWritesTracked() || this.#closed || this.#flights.has(key)) return;
+    if (this.#flights.size >= this.#config.maxInFlight) return;
+    const flight: Flight = {
+      key,
+      askers: new Set(),
+      loaders: [],
+      superseded: false,
+      token: this.#tracking?.token() ?? 0,
+    };
+    this.#flights.set(key, flight);
+    this.#control.add('fetches');
+    this.#batcher.read(key).then((read) => this.#landed(flight, read));
   }
 
   /** Run a Redis write, counting it; its typed error, or undefined on success. */
