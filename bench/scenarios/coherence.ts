@@ -31,7 +31,7 @@ const KEY = 'bench:coh:hot';
 const PATH = `/v1/kv/${KEY}`;
 const WRITES_PER_SECOND = 10;
 /** Keeps a value's length the same as it changes (the value is its sequence number). */
-const valueOf = (seq: number) => `v${String(seq).padStart(10, '0')}`;
+const valueNumbered = (seq: number) => `v${String(seq).padStart(10, '0')}`;
 
 type Via = 'redis' | 'pod';
 interface Write {
@@ -154,7 +154,7 @@ async function stalenessRun(
   requestsPerSecond: number;
 }> {
   const seconds = suite.seconds;
-  await suite.redis.set(KEY, valueOf(0));
+  await suite.redis.set(KEY, valueNumbered(0));
   const writes: Write[] = [];
   let done = false;
   const before = await getCalls(suite);
@@ -176,8 +176,8 @@ async function stalenessRun(
       for (let seq = 1; performance.now() < endAt; seq++) {
         const next = performance.now() + 1000 / WRITES_PER_SECOND;
         const via: Via = viaPod && seq % 2 === 1 ? 'pod' : 'redis';
-        if (via === 'pod') await put(agent, pods[0].port, valueOf(seq));
-        else await suite.redis.set(KEY, valueOf(seq));
+        if (via === 'pod') await put(agent, pods[0].port, valueNumbered(seq));
+        else await suite.redis.set(KEY, valueNumbered(seq));
         writes.push({ seq, via, ackAt: performance.now() });
         await sleep(Math.max(0, next - performance.now()));
       }
@@ -213,7 +213,7 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
   const base = {
     seeds: suite.cluster.seeds,
     softTtlMs: suite.softTtlMs,
-    bodyBytes: valueOf(0).length,
+    bodyBytes: valueNumbered(0).length,
     l1Bytes: 64 * 1024 * 1024,
   };
   const rows: StalenessRow[] = [];
@@ -303,7 +303,7 @@ async function hitPathCost(
   suite: Suite,
   base: { seeds: string; softTtlMs: number; bodyBytes: number; l1Bytes: number },
 ): Promise<{ on: number; off: number; ons: number[]; offs: number[] }> {
-  await suite.redis.set(KEY, valueOf(0));
+  await suite.redis.set(KEY, valueNumbered(0));
   const ons: number[] = [];
   const offs: number[] = [];
   for (let round = 0; round < suite.rounds; round++) {
