@@ -239,7 +239,10 @@ describe('get / set / delete', () => {
   });
 
   it('a reader never decodes an entry with another codec than the one that wrote it', async () => {
-    const tier = await tierFor({ codec: 'utf8' });
+    // The entry must still be fresh in L1 when the other readers come: a long soft TTL, and
+    // no coherence (with it, a write made before tracking is up lives 1 s, which a loaded
+    // machine can outlast; then the read goes to Redis, whose bytes carry no codec).
+    const tier = await tierFor({ codec: 'utf8', softTtl: '1m', coherence: false });
     await tier.set('t:mixed', 'h');
     const msgpackReader = attachTier({
       ...tier.handle,
