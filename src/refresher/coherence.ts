@@ -64,6 +64,11 @@ interface Tracker {
   subId: number | undefined;
   /** The data connection tracks, redirecting to subId. */
   tracked: boolean;
+  /** Counts the subscriber's connections: a late failure of an earlier one is ignored. */
+  attempt: number;
+  /** Subscriptions that failed in a row (the backoff before the next). */
+  failures: number;
+  retry: NodeJS.Timeout | undefined;
   readonly onDataReady: () => void;
   readonly onDataClose: () => void;
   retired: boolean;
@@ -73,6 +78,10 @@ interface Tracker {
 export const UNTRACKED = -1;
 /** The token of every read once Redis refused coherence: judged by soft TTL alone. */
 const TRUSTED = -2;
+
+/** The wait before subscribing again after a failed subscription, doubling to the most. */
+const RESUBSCRIBE_FIRST_MS = 100;
+const RESUBSCRIBE_MAX_MS = 5000;
 
 /** Redis's answer to a command it will never run for us: retrying cannot help. */
 const REFUSAL = /^(NOPERM|ERR unknown command|ERR unknown subcommand|ERR Unknown subcommand)/i;
@@ -123,13 +132,20 @@ export class Coherence {
   /** Taken when a read starts: what `coherent` needs to judge it when it lands. */
   token(): number {
     if (this.#refused !== undefined) return TRUSTED;
+    this.reconcile();
     return this.complete ? this.#epoch : UNTRACKED;
   }
 
-  /** Did nothing that could hide an invalidation happen since `token` was taken? */
+  /**
+   * Did nothing that could hide an invalidation happen since `token` was taken? The
+   * masters are matched first: ioredis promotes a replica's connection in place when a
+   * MOVED names it, with no event, and the read may just have been answered by it.
+   */
   coherent(token: number): boolean {
     if (token === TRUSTED) return true;
-    return token !== UNTRACKED && token === this.#epoch && this.complete;
+    if (token === UNTRACKED) return false;
+    this.reconcile();
+    return token === this.#epoch && this.complete;
   }
 
   /** Masters tracked now, of how many. */
@@ -139,21 +155,32 @@ export class Coherence {
     return { tracked, masters: this.#trackers.size };
   }
 
-  /** Match the trackers to the client's masters now (also run every housekeeping round). */
+  /**
+   * Match the trackers to the client's masters now (also run every housekeeping round).
+   * When they change while anything was tracked, what was read before is no longer
+   * trusted: a replica promoted by a failover becomes a master in ioredis's pool without
+   * '+node', so reads may have gone to its connection, untracked, while every tracker we
+   * had said tracked; and a master we stop pairing (demoted, removed) hears nothing more.
+   */
   reconcile(): void {
     if (this.#closed || this.#refused !== undefined) return;
     const masters = this.#masters();
+    const trusted = this.state().tracked > 0;
+    const changes: string[] = [];
     for (const [data, t] of this.#trackers) {
       if (masters.has(data)) continue;
       this.#retire(t);
       this.#trackers.delete(data);
-      this.#bump();
+      changes.push(`-${t.node}`);
     }
     for (const [data, node] of masters) {
       if (this.#trackers.has(data)) continue;
       this.#trackers.set(data, this.#open(node, data));
-      this.#bump();
+      changes.push(`+${node}`);
     }
+    if (changes.length === 0) return;
+    this.#bump();
+    if (trusted) this.#events.lost(changes.join(' '), 'masters changed');
   }
 
   /** Stop tracking and close the subscribers (the data connections are the client's). */
@@ -217,6 +244,9 @@ export class Coherence {
       sub,
       subId: undefined,
       tracked: false,
+      attempt: 0,
+      failures: 0,
+      retry: undefined,
       retired: false,
       onDataReady: () => void this.#track(t),
       onDataClose: () => this.#lose(t, 'data connection closed'),
@@ -242,6 +272,7 @@ export class Coherence {
 
   #retire(t: Tracker): void {
     t.retired = true;
+    clearTimeout(t.retry);
     t.data.off('ready', t.onDataReady);
     t.data.off('close', t.onDataClose);
     t.sub.disconnect(false);
@@ -250,16 +281,24 @@ export class Coherence {
   /** The subscriber is (re)connected: learn its id, subscribe, then track on the data side. */
   async #subscribe(t: Tracker): Promise<void> {
     const { timeoutMs } = this.#options;
+    const attempt = ++t.attempt;
     try {
       const id = await withDeadline(t.sub.client('ID'), timeoutMs, 'CLIENT ID');
       await withDeadline(t.sub.subscribe(INVALIDATE_CHANNEL), timeoutMs, 'SUBSCRIBE');
-      if (t.retired) return;
+      if (t.retired || t.attempt !== attempt) return;
       t.subId = Number(id);
       await this.#track(t);
     } catch (error) {
-      if (this.#refusal(error)) return;
-      // Reconnect and try again: until then the node is not tracked.
-      if (!t.retired) t.sub.disconnect(true);
+      if (this.#refusal(error) || t.retired || t.attempt !== attempt) return;
+      // Reconnect and try again, later each time it fails: until then the node is not
+      // tracked (its reads get the short untracked soft TTL).
+      t.failures++;
+      t.sub.disconnect(false);
+      const delay = Math.min(RESUBSCRIBE_FIRST_MS * 2 ** (t.failures - 1), RESUBSCRIBE_MAX_MS);
+      t.retry = setTimeout(() => {
+        if (!t.retired) t.sub.connect().catch(() => {});
+      }, delay);
+      t.retry.unref();
     }
   }
 
@@ -289,6 +328,7 @@ export class Coherence {
       // Still the same pair as when it was asked for: nothing closed in between.
       if (String(ok) === 'OK' && !t.retired && t.subId === id && t.data.status === 'ready') {
         t.tracked = true;
+        t.failures = 0;
         this.#events.changed(this.state());
       }
     } catch (error) {

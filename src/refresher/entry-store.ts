@@ -43,9 +43,14 @@ export class EntryStore {
     return this.#put(key, value, { softTtlMs: soft, hardTtlMs: hard, flags });
   }
 
-  /** Remember that `key` has no value (`flags`: FLAG_ABSENT, and FLAG_GONE if a loader said so). */
-  storeNegative(key: string, flags: number): void {
-    const ttl = this.#ttls.negativeTtlMs;
+  /**
+   * Remember that `key` has no value (`flags`: FLAG_ABSENT, and FLAG_GONE if a loader said
+   * so); `tracked` as for store (Redis tracks a read of a missing key too), so an
+   * untracked absence lives no longer than an untracked value.
+   */
+  storeNegative(key: string, flags: number, tracked: boolean): void {
+    const { negativeTtlMs, untrackedSoftTtlMs } = this.#ttls;
+    const ttl = tracked ? negativeTtlMs : Math.min(negativeTtlMs, untrackedSoftTtlMs);
     if (ttl === 0) return;
     if (this.#put(key, new Uint8Array(0), { softTtlMs: ttl, hardTtlMs: ttl, flags }) !== 0)
       this.#control.add('negativeStores');

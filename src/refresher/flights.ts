@@ -44,6 +44,11 @@ interface Flight {
   /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
   why?: HotshieldError;
   superseded: boolean;
+  /**
+   * A write of ours superseded this flight, and the read back it would have made waits
+   * for this flight to end (one flight per key).
+   */
+  readBack?: boolean;
   /** Coherence.token() when the flight started. */
   readonly token: number;
 }
@@ -197,8 +202,7 @@ export class Flights {
     } else if (f.superseded) {
       this.#finish(f, { status: 'ok', value: exactBytes(read), flags: CODEC_ID.unknown });
     } else {
-      const tracked = this.#tracking === undefined || this.#tracking.coherent(f.token);
-      this.#finishStored(f, read, CODEC_ID.unknown, 0, tracked);
+      this.#finishStored(f, read, CODEC_ID.unknown, 0, this.#coherent(f));
     }
   }
 
@@ -239,7 +243,7 @@ export class Flights {
       this.#finish(f, { status: 'error', code: f.why.code, message: f.why.message });
       return;
     }
-    if (!f.superseded) this.#entries.storeNegative(f.key, FLAG_ABSENT);
+    if (!f.superseded) this.#entries.storeNegative(f.key, FLAG_ABSENT, this.#coherent(f));
     this.#finish(f, { status: 'absent' });
   }
 
@@ -295,7 +299,8 @@ export class Flights {
     const f = this.#leaseOf(ask);
     if (f === undefined) return;
     if (ask.t === 'gone') {
-      if (!f.superseded) this.#entries.storeNegative(f.key, FLAG_ABSENT | FLAG_GONE);
+      if (!f.superseded)
+        this.#entries.storeNegative(f.key, FLAG_ABSENT | FLAG_GONE, this.#coherent(f));
       this.#finish(f, { status: 'gone' });
       return;
     }
@@ -348,6 +353,11 @@ export class Flights {
     });
   }
 
+  /** Will Redis tell us when `f`'s key changes (or is coherence off)? */
+  #coherent(f: Flight): boolean {
+    return this.#tracking === undefined || this.#tracking.coherent(f.token);
+  }
+
   /**
    * Redis tracks reads, not writes: what we wrote ourselves is not watched for us, so it
    * gets the short untracked soft TTL while coherence works (as before without it).
@@ -361,10 +371,18 @@ export class Flights {
    * Redis tracks what a connection reads, so without it a later write by anyone else
    * would not be announced to this process, which would serve its own value for the
    * untracked soft TTL. One GET per write; the value read (ours, or a newer one) is
-   * stored as tracked. Skipped when a flight for the key is already on its way.
+   * stored as tracked. When a read of the key is already on its way, that one does it
+   * (or, superseded by this write, this waits for it to end).
    */
   #readBack(key: string): void {
-    if (this.#ownWritesTracked() || this.#closed || this.#flights.has(key)) return;
+    if (this.#ownWritesTracked() || this.#closed) return;
+    const current = this.#flights.get(key);
+    if (current !== undefined) {
+      // A superseded read stores nothing, so it would leave the key untracked: read back
+      // once it ends. One still valid will store what it reads, tracked.
+      if (current.superseded) current.readBack = true;
+      return;
+    }
     if (this.#flights.size >= this.#config.maxInFlight) return;
     const flight: Flight = {
       key,
@@ -415,5 +433,6 @@ export class Flights {
     this.#flights.delete(f.key);
     const reply: Reply = { t: 'done', key: f.key, ...outcome };
     for (const asker of f.askers) this.#clients.send(asker, reply);
+    if (f.readBack) this.#readBack(f.key);
   }
 }

@@ -161,7 +161,7 @@ export class Refresher {
           control.add('invalidations', keys.length);
           for (const key of keys) {
             this.#flights.invalidated(key);
-            if (this.#writer.delete(key)) control.add('invalidatedEntries');
+            if (this.#dropInvalidated(key)) control.add('invalidatedEntries');
           }
         },
         flushed: () => {
@@ -185,6 +185,19 @@ export class Refresher {
         pingEveryMs: COHERENCE_PING_MS,
       },
     );
+  }
+
+  /**
+   * Drop what L1 holds of `key`. Redis announces every key read over a tracked connection,
+   * some of which L1 cannot even name (longer than maxKeyBytes: a shard key a script
+   * read, a key read on a client the application passed in); it holds nothing for those.
+   */
+  #dropInvalidated(key: string): boolean {
+    try {
+      return this.#writer.delete(key);
+    } catch {
+      return false;
+    }
   }
 
   #housekeeping(): void {

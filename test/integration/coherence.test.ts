@@ -4,70 +4,32 @@
  * own; soft TTLs of a minute, so expiry cannot explain anything seen here.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import calculateSlot from 'cluster-key-slot';
 import { Redis } from 'ioredis';
 import { describe, expect, it, onTestFinished } from 'vitest';
-import type { Tier } from '../../src/index.ts';
 import { startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
 import { request } from '../fixtures/gateway/http.ts';
+import {
+  announced,
+  invalidations,
+  ownerOf,
+  tracked,
+  until,
+} from '../fixtures/redis/coherence-probe.ts';
 import { commandCalls } from '../fixtures/redis/commandstats.ts';
 import { tierMaker, useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 import { proxyCluster } from '../fixtures/redis/reply-proxy.ts';
+import { startTierProcess } from '../fixtures/redis/tier-process.ts';
 
-const cluster = useOwnCluster();
+const MASTERS = 3;
+const cluster = useOwnCluster(MASTERS);
 const LONG = { codec: 'utf8', softTtl: '60s', staleTtl: '60s' } as const;
 const tierFor = tierMaker(cluster, LONG);
-
-/**
- * Resolves once every master of the cluster tracks the tier's reads (all of them: while a
- * lost connection is replaced, the tier may know of fewer masters, all of them tracked).
- */
-async function tracked(tier: Tier): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    const { tracked, masters } = tier.stats().refresher.coherence;
-    if (masters === cluster.nodes.length && tracked === masters) return;
-    await sleep(25);
-  }
-  throw new Error(`tracking not up: ${JSON.stringify(tier.stats().refresher.coherence)}`);
-}
-
-/** Read `key` through `tier` until it gives `want`; how long that took, in ms. */
-async function until(tier: Tier, key: string, want: unknown, withinMs = 2000): Promise<number> {
-  const started = performance.now();
-  let got: unknown;
-  while (performance.now() - started < withinMs) {
-    got = await tier.get(key);
-    if (got === want) return performance.now() - started;
-    await sleep(5);
-  }
-  throw new Error(`${key}: still ${JSON.stringify(got)} after ${withinMs} ms, not ${want}`);
-}
-
-/**
- * A plain client on the master that owns `key` (what another application would use), on
- * its own port even while the nodes announce a proxy's: found by node id.
- */
-async function ownerOf(key: string): Promise<Redis> {
-  const slot = calculateSlot(key);
-  const clients = cluster.nodes.map((n) => new Redis({ host: '127.0.0.1', port: n.port }));
-  onTestFinished(() => {
-    for (const c of clients) c.disconnect();
-  });
-  const ranges = (await clients[0].cluster('SLOTS')) as unknown as Array<
-    [number, number, [string, number, string]]
-  >;
-  const owner = ranges.find(([lo, hi]) => slot >= lo && slot <= hi)?.[2][2];
-  const ids = await Promise.all(clients.map((c) => c.cluster('MYID') as Promise<string>));
-  const at = ids.indexOf(owner ?? '');
-  if (at < 0) throw new Error(`no node owns slot ${slot}`);
-  return clients[at];
-}
 
 describe('writes through one tier', () => {
   it('a set through A is served by B within milliseconds, not after its minute of soft TTL', async () => {
     const [a, b] = [await tierFor(), await tierFor()];
-    await Promise.all([tracked(a), tracked(b)]);
+    await Promise.all([tracked(a, MASTERS), tracked(b, MASTERS)]);
     await a.set('c:put', 'one');
     expect(await b.get('c:put')).toBe('one');
     expect(await b.get('c:put')).toBe('one');
@@ -99,6 +61,29 @@ describe('writes through one tier', () => {
     expect(await b.get('c:off')).toBe('one');
     expect(b.stats().refresher.coherence).toEqual({ tracked: 0, masters: 0 });
     expect(b.stats().tier.invalidations).toBe(0);
+  });
+});
+
+describe('two embedded tiers in processes of their own', () => {
+  it('a set through one is served by the other at once, and a SET by another client by both', async () => {
+    const options = { redis: cluster.seeds, l1Bytes: '8mb', ...LONG };
+    const [a, b] = await Promise.all([startTierProcess(options), startTierProcess(options)]);
+    await Promise.all([tracked(a, MASTERS), tracked(b, MASTERS)]);
+    await a.set('p:k', 'one');
+    expect(await b.get('p:k')).toBe('one');
+    const seen = await invalidations(b);
+    await a.set('p:k', 'two');
+    await announced(b, seen);
+    expect(await b.get('p:k')).toBe('two');
+    const other = clusterClient(cluster.seeds);
+    onTestFinished(() => other.disconnect());
+    await other.set('p:k', 'three');
+    expect(await until(b, 'p:k', 'three')).toBeLessThan(1000);
+    expect(await until(a, 'p:k', 'three')).toBeLessThan(1000);
+    // And what they serve now comes from their L1, not from Redis on every read.
+    const hits = (await b.stats()).l1.hits;
+    expect(await b.get('p:k')).toBe('three');
+    expect((await b.stats()).l1.hits).toBe(hits + 1);
   });
 });
 
@@ -139,7 +124,7 @@ describe('two gateway processes', () => {
 describe('writes by any Redis client', () => {
   it('SET, DEL, EXPIRE and RENAME by another client each end what the tier serves', async () => {
     const tier = await tierFor();
-    await tracked(tier);
+    await tracked(tier, MASTERS);
     const other = clusterClient(cluster.seeds);
     onTestFinished(() => other.disconnect());
 
@@ -171,9 +156,9 @@ describe('writes by any Redis client', () => {
 
   it('a FLUSHALL on a master clears what the tier holds, and nothing of the old values comes back', async () => {
     const tier = await tierFor();
-    await tracked(tier);
+    await tracked(tier, MASTERS);
     const key = 'c:flush';
-    const owner = await ownerOf(key);
+    const owner = await ownerOf(cluster, key);
     await owner.set(key, 'before');
     expect(await tier.get(key)).toBe('before');
     await owner.flushall();
@@ -183,7 +168,7 @@ describe('writes by any Redis client', () => {
 
   it('a hot key read in a loop follows 20 external writes, one Redis GET per write', async () => {
     const tier = await tierFor();
-    await tracked(tier);
+    await tracked(tier, MASTERS);
     const other = clusterClient(cluster.seeds);
     onTestFinished(() => other.disconnect());
     await other.set('c:hot', 'v0');
@@ -201,6 +186,30 @@ describe('writes by any Redis client', () => {
   });
 });
 
+describe('keys L1 cannot hold', () => {
+  it('an announced key L1 cannot hold (empty, longer than maxKeyBytes) is passed over; the refresher lives', async () => {
+    // Redis announces every key read over a tracked connection, including some L1 could
+    // never name (a counter's flush mark a script read, longer than a small maxKeyBytes);
+    // anyone may also PUBLISH on the channel, which is how this test sends them.
+    const tier = await tierFor();
+    await tracked(tier, MASTERS);
+    await tier.set('k:kept', 'one');
+    const admin = new Redis({ host: '127.0.0.1', port: cluster.nodes[0].port });
+    onTestFinished(() => admin.disconnect());
+    await admin.publish('__redis__:invalidate', '');
+    await admin.publish('__redis__:invalidate', 'x'.repeat(tier.handle.config.maxKeyBytes + 1));
+    await announced(tier, 0);
+    // A cluster sends a PUBLISH to every node, so each of the tier's subscribers heard
+    // both; and the thread that heard them still answers.
+    for (let i = 0; i < 100 && tier.stats().tier.invalidations < 2 * MASTERS; i++) await sleep(10);
+    expect(tier.stats().tier.invalidations).toBe(2 * MASTERS);
+    expect(await tier.get('k:kept')).toBe('one');
+    await tier.set('k:after', 'still here');
+    expect(await tier.get('k:after')).toBe('still here');
+    expect(tier.stats().tier.respawns).toBe(0);
+  });
+});
+
 describe('lost tracking', () => {
   // Either connection of a pair killed: the subscribers (then a write made while no one
   // listens is announced to nobody), or the data connections (then Redis forgets what
@@ -213,9 +222,9 @@ describe('lost tracking', () => {
   for (const [what, filter] of Object.entries(kills)) {
     it(`${what}: entries turn stale at once, and tracking comes back`, async () => {
       const tier = await tierFor();
-      await tracked(tier);
+      await tracked(tier, MASTERS);
       const key = `c:${what.replaceAll(' ', '-')}`;
-      const owner = await ownerOf(key);
+      const owner = await ownerOf(cluster, key);
       await owner.set(key, 'one');
       expect(await tier.get(key)).toBe('one');
       const lostBefore = tier.stats().tier.trackingLost;
@@ -227,7 +236,7 @@ describe('lost tracking', () => {
       await owner.set(key, 'two');
       await until(tier, key, 'two');
       expect(tier.stats().tier.trackingLost).toBeGreaterThan(lostBefore);
-      await tracked(tier);
+      await tracked(tier, MASTERS);
       // 'two' may have been read before its new connection tracked (then it lives for the
       // 1 s soft TTL of an untracked read): 'three' is seen within that bound, and read
       // back over a tracked connection.
@@ -236,8 +245,7 @@ describe('lost tracking', () => {
       // Tracking is back: Redis announces the next write, and the tier serves it at once.
       const seen = tier.stats().tier.invalidations;
       await owner.set(key, 'four');
-      for (let i = 0; i < 100 && tier.stats().tier.invalidations === seen; i++) await sleep(10);
-      expect(tier.stats().tier.invalidations).toBeGreaterThan(seen);
+      await announced(tier, seen);
       expect(await tier.get(key)).toBe('four');
     });
   }
@@ -248,9 +256,9 @@ describe('an invalidation that overtakes the read it invalidates', () => {
     const proxied = await proxyCluster(cluster);
     // Deadlines long enough for the held read to outlive the test's steps.
     const tier = await tierFor({ redis: proxied.seeds, l2Timeout: '10s', requestTimeout: '20s' });
-    await tracked(tier);
+    await tracked(tier, MASTERS);
     const key = 'c:race';
-    const owner = await ownerOf(key);
+    const owner = await ownerOf(cluster, key);
     await owner.set(key, 'old');
     // Prime the data connection of the key's master so the read below goes straight out.
     await tier.get('c:race:other');
@@ -261,8 +269,7 @@ describe('an invalidation that overtakes the read it invalidates', () => {
     await sleep(100);
     const seen = tier.stats().tier.invalidations;
     await owner.set(key, 'new');
-    for (let i = 0; i < 100 && tier.stats().tier.invalidations === seen; i++) await sleep(10);
-    expect(tier.stats().tier.invalidations).toBeGreaterThan(seen);
+    await announced(tier, seen);
     proxied.releaseReplies();
     expect(await read).toBe('old');
     // Stored as fresh, 'old' would be served for a minute.
