@@ -139,15 +139,29 @@ function staleness(contender: string, pod: string, writes: Write[], seen: Seen):
   return rows;
 }
 
+interface RunOptions {
+  /** Half the writes through pod A's PUT (hotshield only), the rest by a Redis client. */
+  viaPod: boolean;
+  /** Write at all: without, the run measures what an unchanging hot key costs Redis. */
+  writing: boolean;
+  /** The pods' soft TTL. */
+  softTtlMs: number;
+  /** How long after the last write the probers keep looking. */
+  tailMs: number;
+}
+
 /** One staleness run over `pods`: load on each, the writer, a prober per pod. */
 async function stalenessRun(
   suite: Suite,
   contender: string,
   pods: Running[],
-  viaPod: boolean,
+  options: RunOptions,
 ): Promise<{
   rows: StalenessRow[];
   getsPerWritePerProcess: number;
+  /** Redis GETs of the key in the run, per process; and the run's length. */
+  getsPerProcess: number;
+  runSeconds: number;
   /** GETs beyond one per write per process, and what the first reads and soft TTL allow. */
   extraGets: number;
   allowedExtra: number;
@@ -173,16 +187,16 @@ async function stalenessRun(
       // Let the load and the probers settle first; stop a little before the load does.
       await sleep(500);
       const endAt = performance.now() + (seconds - 1.5) * 1000;
-      for (let seq = 1; performance.now() < endAt; seq++) {
+      for (let seq = 1; options.writing && performance.now() < endAt; seq++) {
         const next = performance.now() + 1000 / WRITES_PER_SECOND;
-        const via: Via = viaPod && seq % 2 === 1 ? 'pod' : 'redis';
+        const via: Via = options.viaPod && seq % 2 === 1 ? 'pod' : 'redis';
         if (via === 'pod') await put(agent, pods[0].port, valueNumbered(seq));
         else await suite.redis.set(KEY, valueNumbered(seq));
         writes.push({ seq, via, ackAt: performance.now() });
         await sleep(Math.max(0, next - performance.now()));
       }
-      // Give the last write as long as the classic's TTL to be seen.
-      await sleep(suite.softTtlMs + 200);
+      if (!options.writing) await sleep(Math.max(0, endAt - performance.now()));
+      await sleep(options.tailMs);
     } finally {
       agent.destroy();
       done = true;
@@ -191,13 +205,15 @@ async function stalenessRun(
   const [loaded, seen] = await Promise.all([load, Promise.all(probes), writer]);
   const gets = (await getCalls(suite)) - before;
   const processes = contender === 'hotshield' ? pods.length : suite.threads;
-  const runSeconds = seconds + suite.softTtlMs / 1000 + 0.2;
+  const runSeconds = seconds + options.tailMs / 1000;
   return {
     rows: seen.flatMap((s, i) => staleness(contender, `pod ${'AB'[i]}`, writes, s)),
     getsPerWritePerProcess: gets / Math.max(1, writes.length) / processes,
+    getsPerProcess: gets / processes,
+    runSeconds,
     extraGets: gets - writes.length * processes,
     // Each process's first read, and one refresh per soft TTL when no write came in time.
-    allowedExtra: processes * (1 + Math.ceil((runSeconds * 1000) / suite.softTtlMs)),
+    allowedExtra: processes * (1 + Math.ceil((runSeconds * 1000) / options.softTtlMs)),
     requestsPerSecond: loaded.results.reduce((s, r) => s + r.requestsPerSecond, 0),
   };
 }
@@ -228,7 +244,13 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
             )
           : [await startContender('classic', { ...base, threads: suite.threads })];
       try {
-        const run = await stalenessRun(suite, contender, pods, contender === 'hotshield');
+        const run = await stalenessRun(suite, contender, pods, {
+          viaPod: contender === 'hotshield',
+          writing: true,
+          softTtlMs: suite.softTtlMs,
+          // Give the last write as long as the classic's TTL to be seen.
+          tailMs: suite.softTtlMs + 200,
+        });
         rows.push(...run.rows);
         gets[contender].push(run.getsPerWritePerProcess);
         if (contender === 'hotshield') extra.push(run);
@@ -241,6 +263,7 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
     }
   }
   const hit = await hitPathCost(suite, base);
+  const sweep = await softTtlSweep(suite, base);
 
   const summary = (contender: string, via: Via) => {
     const mine = rows.filter((r) => r.contender === contender && r.via === via);
@@ -276,7 +299,14 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
   );
   return {
     name: 'coherence',
-    record: { settings: { rounds: suite.rounds, seconds: suite.seconds }, rows, gets, extra, hit },
+    record: {
+      settings: { rounds: suite.rounds, seconds: suite.seconds },
+      rows,
+      gets,
+      extra,
+      hit,
+      sweep,
+    },
     report:
       `### coherence: a hot key read under load on two pods, written ${WRITES_PER_SECOND}×/s (by Redis directly and through pod A); staleness = first reply with the new value − the write's acknowledgement\n\n` +
       markdownTable(
@@ -293,9 +323,80 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
         ]),
       ) +
       `\n\nRedis GETs of the key per write per process (each round): hotshield ${gets.hotshield.map((g) => g.toFixed(2)).join(', ')}; classic ${gets.classic.map((g) => g.toFixed(2)).join(', ')}.\n\n` +
-      `Hit path, hot key, no writes, ${suite.rounds} rotated rounds: coherence on ${hit.ons.map(formatRate).join(', ')} req/s; off ${hit.offs.map(formatRate).join(', ')} req/s.\n`,
+      `Hit path, hot key, no writes, ${suite.rounds} rotated rounds: coherence on ${hit.ons.map(formatRate).join(', ')} req/s; off ${hit.offs.map(formatRate).join(', ')} req/s.\n\n` +
+      `Soft TTL with coherence on (two pods, one run each): the hot key unchanged for ${suite.seconds} s, then written ${WRITES_PER_SECOND}×/s\n\n` +
+      markdownTable(
+        [
+          'soft TTL',
+          'unchanged: Redis GETs per process',
+          'written: GETs per write per process',
+          'staleness p99 ms (via Redis / via pod)',
+          'never seen',
+        ],
+        sweep.map((r) => [
+          `${r.softTtlMs / 1000} s`,
+          r.idleGetsPerProcess.toFixed(1),
+          r.getsPerWritePerProcess.toFixed(2),
+          `${ms(r.p99Redis)} / ${ms(r.p99Pod)}`,
+          String(r.unseen),
+        ]),
+      ) +
+      '\n',
     goals,
   };
+}
+
+/** The soft TTLs the default was chosen among (issue: 3 s, 30 s, 60 s). */
+const SWEEP_SOFT_TTLS_MS = [3000, 30_000, 60_000];
+
+interface SweepRow {
+  softTtlMs: number;
+  /** GETs of the unchanging hot key per process over the run (the first read included). */
+  idleGetsPerProcess: number;
+  getsPerWritePerProcess: number;
+  p99Redis: number;
+  p99Pod: number;
+  unseen: number;
+}
+
+/**
+ * What the soft TTL buys once coherence is on: Redis GETs of a hot key nobody writes (one
+ * per soft TTL per process, after the first) and, with writes, staleness (which coherence,
+ * not the TTL, should bound) and GETs per write.
+ */
+async function softTtlSweep(
+  suite: Suite,
+  base: { seeds: string; softTtlMs: number; bodyBytes: number; l1Bytes: number },
+): Promise<SweepRow[]> {
+  const out: SweepRow[] = [];
+  for (const softTtlMs of SWEEP_SOFT_TTLS_MS) {
+    const pods = await Promise.all(
+      [0, 1].map(() => startContender('hotshield', { ...base, softTtlMs, threads: 1 })),
+    );
+    try {
+      const run = (writing: boolean) =>
+        stalenessRun(suite, 'hotshield', pods, { viaPod: true, writing, softTtlMs, tailMs: 500 });
+      const idle = await run(false);
+      const written = await run(true);
+      const p99 = (via: Via) =>
+        Math.max(...written.rows.filter((r) => r.via === via).map((r) => r.p99));
+      const row: SweepRow = {
+        softTtlMs,
+        idleGetsPerProcess: idle.getsPerProcess,
+        getsPerWritePerProcess: written.getsPerWritePerProcess,
+        p99Redis: p99('redis'),
+        p99Pod: p99('pod'),
+        unseen: written.rows.reduce((n, r) => n + r.unseen, 0),
+      };
+      out.push(row);
+      progress(
+        `coherence soft TTL ${softTtlMs / 1000} s: unchanged key ${row.idleGetsPerProcess.toFixed(1)} GETs per process in ${idle.runSeconds.toFixed(1)} s; written ${row.getsPerWritePerProcess.toFixed(2)} GETs per write per process, staleness p99 ${row.p99Redis.toFixed(1)} / ${row.p99Pod.toFixed(1)} ms`,
+      );
+    } finally {
+      await Promise.all(pods.map((p) => p.stop()));
+    }
+  }
+  return out;
 }
 
 /** The hot key's throughput with coherence on and off, rotated rounds; medians. */
