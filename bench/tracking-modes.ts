@@ -192,10 +192,13 @@ try {
         ]),
       ),
   );
-  writeJson(`bench/results/${new Date().toISOString().slice(0, 10)}-tracking-modes-${READERS}-readers.json`, {
-    settings: { READERS, KEYS, HOT, WRITES, INCRS, SECONDS },
-    rows,
-  });
+  writeJson(
+    `bench/results/${new Date().toISOString().slice(0, 10)}-tracking-modes-${READERS}-readers.json`,
+    {
+      settings: { READERS, KEYS, HOT, WRITES, INCRS, SECONDS },
+      rows,
+    },
+  );
 } finally {
   await cluster.stop();
 }

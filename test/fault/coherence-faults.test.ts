@@ -120,7 +120,10 @@ describe('failover', () => {
     // Read at once, it meets MOVED and ioredis asks the promoted replica's connection,
     // switched to master in place (no event), before any slot refresh: not tracked yet.
     expect(await p.tier.get(unread)).toBe('a');
-    await until('the cluster to take the write', async () => (await p.writer.set(unread, 'b')) === 'OK');
+    await until(
+      'the cluster to take the write',
+      async () => (await p.writer.set(unread, 'b')) === 'OK',
+    );
     await served(p.reads, unread, 'b', BOUND_MS);
     await boundHoldsAndTrackingIsBack(p, key, 'manual failover');
     expect(p.tier.stats().tier.trackingLost).toBeGreaterThan(lost);
