@@ -156,31 +156,32 @@ export class Coherence {
   }
 
   /**
-   * Match the trackers to the client's masters now (also run every housekeeping round).
-   * When they change while anything was tracked, what was read before is no longer
-   * trusted: a replica promoted by a failover becomes a master in ioredis's pool without
-   * '+node', so reads may have gone to its connection, untracked, while every tracker we
-   * had said tracked; and a master we stop pairing (demoted, removed) hears nothing more.
+   * Match the trackers to the client's masters now: on topology events, every ping round,
+   * and when a read starts or lands (a replica promoted by a failover becomes a master in
+   * ioredis's pool without '+node' when a MOVED names it, and the read may have gone to
+   * it). Any change moves the epoch, so no read in flight across it is trusted; a master
+   * we stop pairing while it was tracked (demoted, removed, its connection replaced) hears
+   * nothing more for us: what was read from it is `lost`.
    */
   reconcile(): void {
     if (this.#closed || this.#refused !== undefined) return;
     const masters = this.#masters();
-    const trusted = this.state().tracked > 0;
-    const changes: string[] = [];
+    let changed = false;
+    const untracked: string[] = [];
     for (const [data, t] of this.#trackers) {
       if (masters.has(data)) continue;
+      if (t.tracked) untracked.push(t.node);
       this.#retire(t);
       this.#trackers.delete(data);
-      changes.push(`-${t.node}`);
+      changed = true;
     }
     for (const [data, node] of masters) {
       if (this.#trackers.has(data)) continue;
       this.#trackers.set(data, this.#open(node, data));
-      changes.push(`+${node}`);
+      changed = true;
     }
-    if (changes.length === 0) return;
-    this.#bump();
-    if (trusted) this.#events.lost(changes.join(' '), 'masters changed');
+    if (changed) this.#bump();
+    if (untracked.length > 0) this.#events.lost(untracked.join(' '), 'no longer a master of ours');
   }
 
   /** Stop tracking and close the subscribers (the data connections are the client's). */
