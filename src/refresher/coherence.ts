@@ -164,7 +164,7 @@ export class Coherence {
    * nothing more for us: what was read from it is `lost`.
    */
   reconcile(): void {
-    if (this.#closed || this.#refused !== undefined) return;
+    if (this.#closed || this.#refused !== undefined || this.#paired()) return;
     const masters = this.#masters();
     let changed = false;
     const untracked: string[] = [];
@@ -201,6 +201,16 @@ export class Coherence {
     }
     for (const t of this.#trackers.values()) this.#retire(t);
     this.#trackers.clear();
+  }
+
+  /** Is every master of the client paired, and nothing else? (Run per read: no allocation.) */
+  #paired(): boolean {
+    const client = this.#client;
+    if (!isCluster(client)) return this.#trackers.size === 1 && this.#trackers.has(client);
+    const nodes = client.nodes('master');
+    if (nodes.length !== this.#trackers.size) return false;
+    for (const node of nodes) if (!this.#trackers.has(node)) return false;
+    return true;
   }
 
   #masters(): Map<Redis, string> {

@@ -189,8 +189,9 @@ export class Refresher {
 
   /**
    * Drop what L1 holds of `key`. Redis announces every key read over a tracked connection,
-   * some of which L1 cannot even name (longer than maxKeyBytes: a shard key a script
-   * read, a key read on a client the application passed in); it holds nothing for those.
+   * some of which L1 cannot even name (longer than maxKeyBytes: a counter's flush mark a
+   * shard read's script read), and anyone may PUBLISH on the channel; L1 holds nothing
+   * for those, and they must not throw here.
    */
   #dropInvalidated(key: string): boolean {
     try {
