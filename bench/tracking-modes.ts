@@ -25,6 +25,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { startRedisCluster } from '../src/dev/redis-cluster.ts';
 import { INVALIDATE_CHANNEL } from '../src/refresher/coherence.ts';
+import { snapshot } from './lib/cluster-stats.ts';
 import { machine } from './lib/machine.ts';
 import { formatRatio, markdownTable, progress, writeJson } from './lib/report.ts';
 
@@ -71,8 +72,8 @@ async function info(node: Redis, section: string, field: string): Promise<number
   return Number(new RegExp(`^${field}:([\\d.]+)`, 'm').exec(text)?.[1] ?? Number.NaN);
 }
 
-async function cpuSeconds(node: Redis): Promise<number> {
-  return (await info(node, 'cpu', 'used_cpu_user')) + (await info(node, 'cpu', 'used_cpu_sys'));
+async function cpuSeconds(port: number): Promise<number> {
+  return (await snapshot([port]))[0].cpuSeconds;
 }
 
 /** One reader: its pair of connections, its hot keys, what it heard. */
@@ -127,7 +128,7 @@ async function runMode(port: number, mode: Mode): Promise<Row> {
   const writer = new Redis({ port });
   const memoryBefore = await info(admin, 'memory', 'used_memory');
   const trackingKeys = await info(admin, 'stats', 'tracking_total_keys');
-  const cpuBefore = await cpuSeconds(admin);
+  const cpuBefore = await cpuSeconds(port);
   const started = performance.now();
   const tickMs = 20;
   for (let tick = 0; performance.now() - started < SECONDS * 1000; tick++) {
@@ -140,7 +141,7 @@ async function runMode(port: number, mode: Mode): Promise<Row> {
   }
   await sleep(200);
   const elapsed = (performance.now() - started) / 1000;
-  const cpu = (await cpuSeconds(admin)) - cpuBefore;
+  const cpu = (await cpuSeconds(port)) - cpuBefore;
   const memoryDelta = (await info(admin, 'memory', 'used_memory')) - memoryBefore;
   const sum = (f: (h: { invalidations: number; rereads: number }) => number) =>
     readers.reduce((s, r) => s + f(r.heard), 0);
