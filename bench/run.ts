@@ -4,7 +4,7 @@
  * separate process on the same cores. Contenders run in rotated order over several
  * rounds and each cell is the median (bench/lib/suite.ts).
  *
- *   npm run bench [-- --quick] [--scenario tsunami,zipf,single-miss,scale-out,counters,coherence,slow-l2] [--contenders ceiling,hotshield]
+ *   npm run bench [-- --quick] [--scenario tsunami,zipf,single-miss,scale-out,counters,coherence,hotkeys,slow-l2] [--contenders ceiling,hotshield]
  *                 [--rounds N] [--seconds N] [--threads N] [--loadgen autocannon,wrk] [--jit-warm S]
  *
  * Writes bench/results/<date>-<scenario>.json and bench/results/<scenario>.svg, and
@@ -23,6 +23,7 @@ import { groupedBarChart } from './lib/svg.ts';
 import { wrkAvailable } from './lib/wrk.ts';
 import { coherence } from './scenarios/coherence.ts';
 import { counters } from './scenarios/counters.ts';
+import { hotkeys } from './scenarios/hotkeys.ts';
 import { scaleOut } from './scenarios/scale-out.ts';
 import { singleMiss } from './scenarios/single-miss.ts';
 import { slowL2 } from './scenarios/slow-l2.ts';
@@ -36,6 +37,7 @@ const SCENARIOS: Record<string, (suite: Suite) => Promise<ScenarioOutcome>> = {
   'scale-out': scaleOut,
   counters,
   coherence,
+  hotkeys,
   // Last: it re-routes the cluster through proxies for its duration.
   'slow-l2': slowL2,
 };

@@ -6,6 +6,7 @@
  *               refresher)
  *   lru-cache   an lru-cache per thread in front of an ioredis Cluster client per thread
  *   ioredis     an ioredis Cluster client per thread (autopipelining), no cache
+ *   hotshield (hot keys off)   the same tier with hotKeys off: what hot-key detection costs
  *
  * Two cases, T = 1 and 2 worker threads, `--concurrency` reads in flight per thread:
  *   hit    1,000 keys of 64 B or 1 KiB, all cached (warmed), long TTL: every read a hit
@@ -52,7 +53,12 @@ const ms = Number(values.seconds ?? (quick ? 1 : 2)) * 1000;
 const concurrency = Number(values.concurrency);
 const missKeys = Number(values['miss-keys']);
 const HOT_KEYS = 1000;
-const CONTENDERS: TierBenchContender[] = ['hotshield', 'lru-cache', 'ioredis'];
+const CONTENDERS: TierBenchContender[] = [
+  'hotshield',
+  'hotshield (hot keys off)',
+  'lru-cache',
+  'ioredis',
+];
 const CASES = [
   { name: 'hit, 64 B', prefix: 'bt:h64:', count: HOT_KEYS, valueBytes: 64, miss: false },
   { name: 'hit, 1 KiB', prefix: 'bt:h1k:', count: HOT_KEYS, valueBytes: 1024, miss: false },
@@ -110,7 +116,30 @@ try {
     staleTtl: 0,
     negativeTtl: 0,
   });
-  tiers.push(hitTier, missTier);
+  const coldOptions = { hotKeys: false } as const;
+  const coldHitTier = await createTier({
+    redis: cluster.seeds,
+    codec: 'raw',
+    softTtl: '10m',
+    ...coldOptions,
+  });
+  const coldMissTier = await createTier({
+    redis: cluster.seeds,
+    codec: 'raw',
+    softTtl: 1,
+    staleTtl: 0,
+    negativeTtl: 0,
+    ...coldOptions,
+  });
+  tiers.push(hitTier, missTier, coldHitTier, coldMissTier);
+  const tierFor = (contender: TierBenchContender, miss: boolean) =>
+    contender === 'hotshield (hot keys off)'
+      ? miss
+        ? coldMissTier
+        : coldHitTier
+      : miss
+        ? missTier
+        : hitTier;
   const file = new URL('./fixtures/tier-bench-worker.ts', import.meta.url);
   /** Two threads per contender and tier, started once and reused by every run. */
   const pool = new Map<string, Worker[]>();
@@ -119,7 +148,7 @@ try {
       const data = (lruMax: number): TierBenchWorkerData => ({
         contender,
         seeds: cluster.seeds,
-        handle: (miss ? missTier : hitTier).handle,
+        handle: tierFor(contender, miss).handle,
         lruMax,
         lruTtlMs: miss ? 1 : 600_000,
       });
@@ -179,6 +208,7 @@ try {
         formatRate(hs),
         `${formatRate(m('lru-cache'))} (${formatRatio(hs / m('lru-cache'))})`,
         `${formatRate(m('ioredis'))} (${formatRatio(hs / m('ioredis'))})`,
+        `${formatRate(m('hotshield (hot keys off)'))} (${formatRatio(hs / m('hotshield (hot keys off)'))})`,
       ]);
     }
   }
@@ -194,6 +224,7 @@ try {
         'hotshield tier.get',
         'lru-cache + ioredis per thread',
         'ioredis per thread',
+        'hotshield, hot keys off',
       ],
       rows,
     ),

@@ -39,6 +39,9 @@ export const TIER_DEFAULTS = {
   flushInterval: { kind: 'duration', value: 100 },
   counterMarkTtl: { kind: 'duration', value: 86_400_000 },
   coherence: { kind: 'switch', value: true },
+  /** Off when l1Bytes is under 4 MiB (the L1's HOT_KEYS_MIN_BYTES), unless asked for. */
+  hotKeys: { kind: 'switch', value: true },
+  hotThreshold: { kind: 'count', value: 1000 },
 } as const satisfies Record<string, Default>;
 
 export type DefaultedOption = keyof typeof TIER_DEFAULTS;

@@ -102,6 +102,20 @@ export const SETTINGS = {
     tier: 'coherence',
     help: 'drop a key from L1 as soon as Redis says it changed, whoever wrote it (on or off)',
   },
+  'hot-keys': {
+    tier: 'hotKeys',
+    help: 'count reads and writes per key in shared memory and keep the hot set: /v1/hotkeys (on or off)',
+  },
+  'hot-threshold': {
+    tier: 'hotThreshold',
+    integer: true,
+    help: 'reads a second from which a key is hot: logged when crossed, refreshed ahead',
+  },
+  'hot-key-metrics': {
+    boolean: true,
+    help: 'export the hottest keys themselves in /metrics (keys become labels: unbounded, maybe sensitive)',
+    shown: 'off',
+  },
   token: {
     help: 'bearer token required for writes',
     shown: 'none: only loopback clients may write',
@@ -256,10 +270,19 @@ export function parseConfig(
       processes: integer('processes', raw('processes'), GATEWAY_DEFAULTS.processes, 1, 64),
       tier: Object.freeze(tier) as Omit<TierOptions, 'redis'>,
       token,
+      hotKeyMetrics: onOff('hot-key-metrics', raw('hot-key-metrics')),
       logLevel,
       logFormat,
     }),
   };
+}
+
+/** A gateway switch (a flag without a value, or its variable: true/false, 1/0, yes/no, on/off); default off. */
+function onOff(name: SettingName, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off)$/i.test(value)) return false;
+  throw new ConfigError(`${label(name)} must be true or false (got "${value}")`);
 }
 
 /**
@@ -268,12 +291,7 @@ export function parseConfig(
  */
 function tlsOf(raw: (name: SettingName) => string | undefined): RedisTlsOptions | undefined {
   const on = raw('redis-tls');
-  let enabled: boolean | undefined;
-  if (on !== undefined) {
-    if (/^(1|true|yes|on)$/i.test(on)) enabled = true;
-    else if (/^(0|false|no|off)$/i.test(on)) enabled = false;
-    else throw new ConfigError(`${label('redis-tls')} must be true or false (got "${on}")`);
-  }
+  const enabled = on === undefined ? undefined : onOff('redis-tls', on);
   const tls: Record<string, string> = {};
   for (const [name, s] of Object.entries(SETTINGS) as Array<[SettingName, Setting]>) {
     const file = s.tlsFile === undefined ? undefined : raw(name);

@@ -10,7 +10,13 @@
  */
 
 import { AggregatorRegistry, Counter, Gauge, Registry } from 'prom-client';
-import { L1_STAT_HELP, TIER_STATS, type Tier, type TierStats } from '../tier/index.ts';
+import {
+  type HotKeysReport,
+  L1_STAT_HELP,
+  TIER_STATS,
+  type Tier,
+  type TierStats,
+} from '../tier/index.ts';
 
 /** How long one stats snapshot is reused: a scrape's collect calls come within it. */
 const SNAPSHOT_MS = 100;
@@ -56,6 +62,7 @@ const REFRESHER_METRICS = [
   'respawns',
   'timeouts',
   'refreshes',
+  'refreshesAhead',
   'invalidations',
   'invalidatedEntries',
   'invalidationFlushes',
@@ -73,9 +80,63 @@ const COUNTER_METRICS = {
 
 const snake = (name: string): string => name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 
+/** How many hot keys `--hot-key-metrics` exports (keys in labels are unbounded otherwise). */
+const HOT_KEY_METRICS = 10;
+
+/**
+ * Per master, the reads and misses a second this process answered (the hot-key table's
+ * window); with `hotKeyMetrics`, the hottest keys' reads a second too. Off with hotKeys off.
+ */
+function heatGauges(registry: Registry, tier: Tier, hotKeyMetrics: boolean): void {
+  let report: { at: number; value: Promise<HotKeysReport> } | undefined;
+  const read = () => {
+    const now = performance.now();
+    if (report === undefined || now - report.at > SNAPSHOT_MS)
+      report = { at: now, value: tier.hotKeys({ limit: HOT_KEY_METRICS }) };
+    return report.value;
+  };
+  const perNode = (name: string, help: string, field: 'readsPerSecond' | 'missesPerSecond') =>
+    new Gauge({
+      name,
+      help,
+      labelNames: ['node'],
+      registers: [registry],
+      async collect() {
+        this.reset();
+        for (const n of (await read()).nodes) this.set({ node: n.node }, n[field]);
+      },
+    });
+  perNode(
+    'hotshield_node_reads_per_second',
+    'Reads a second this process answered for keys of each Redis master (hits and misses, over the hot-key window)',
+    'readsPerSecond',
+  );
+  perNode(
+    'hotshield_node_misses_per_second',
+    'Reads a second of keys of each Redis master that L1 could not answer',
+    'missesPerSecond',
+  );
+  if (!hotKeyMetrics) return;
+  new Gauge({
+    name: 'hotshield_hot_key_reads_per_second',
+    help: `Reads a second of the ${HOT_KEY_METRICS} hottest keys (--hot-key-metrics: keys are labels)`,
+    labelNames: ['key', 'node'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const k of (await read()).keys)
+        this.set({ key: k.key, node: k.node ?? '' }, k.readsPerSecond);
+    },
+  });
+}
+
 /** The process-wide metrics, read from the tier's shared memory at each scrape. */
-export function processRegistry(tier: Tier): Registry {
+export function processRegistry(
+  tier: Tier,
+  options: { hotKeyMetrics: boolean } = { hotKeyMetrics: false },
+): Registry {
   const registry = new Registry();
+  if (tier.handle.config.hotKeys) heatGauges(registry, tier, options.hotKeyMetrics);
   // One snapshot serves every metric of a scrape: stats() sums every thread's line.
   let snapshot: { at: number; stats: TierStats } | undefined;
   const stats = () => {

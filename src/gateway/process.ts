@@ -10,6 +10,7 @@ import { Worker } from 'node:worker_threads';
 import type { LogFormat, Logger } from '../log.ts';
 import { createTier, type Tier, type TierOptions } from '../tier/index.ts';
 import { workerFile } from '../worker-file.ts';
+import { watchHotKeys } from './hot-watch.ts';
 import type { HttpThreadData } from './http-server.ts';
 import { mergeMetrics, processRegistry } from './metrics.ts';
 import { readRequestStats, requestStatsBlock } from './request-stats.ts';
@@ -30,6 +31,8 @@ export interface GatewayProcessConfig {
   /** Tier options from the flags (without `redis`). */
   tier: Omit<TierOptions, 'redis'>;
   token: string | undefined;
+  /** Export the hot keys themselves as metrics (`--hot-key-metrics`). */
+  hotKeyMetrics: boolean;
   logLevel: string;
   logFormat: LogFormat;
 }
@@ -94,9 +97,16 @@ export async function startGatewayProcess(
   log: Logger,
 ): Promise<GatewayProcess> {
   const tier = await createTier({ ...config.tier, redis, codec: 'raw' });
-  const stopWatching = watchRedis(tier, log);
+  const stopWatchingRedis = watchRedis(tier, log);
+  const stopWatchingHeat = tier.handle.config.hotKeys
+    ? watchHotKeys(tier, tier.handle.config.hotThreshold, log)
+    : () => {};
+  const stopWatching = () => {
+    stopWatchingRedis();
+    stopWatchingHeat();
+  };
   const port = config.port === 0 ? await freePort(config.host) : config.port;
-  const registry = processRegistry(tier);
+  const registry = processRegistry(tier, { hotKeyMetrics: config.hotKeyMetrics });
   const threads = new Set<Worker>();
   let starts = 0;
   let draining = false;

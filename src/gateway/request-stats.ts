@@ -19,7 +19,15 @@
 import { METHODS } from 'node:http';
 import { bumpCount as bump, readCount } from '../tier/index.ts';
 
-const REQUEST_ROUTES = ['kv', 'counter', 'healthz', 'readyz', 'metrics', 'other'] as const;
+const REQUEST_ROUTES = [
+  'kv',
+  'counter',
+  'hotkeys',
+  'healthz',
+  'readyz',
+  'metrics',
+  'other',
+] as const;
 
 /** Upper bounds of the latency histogram's buckets, in seconds (prom-client's `le`). */
 export const LATENCY_BUCKETS = [

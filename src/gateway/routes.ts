@@ -4,6 +4,7 @@
  *
  *   GET|HEAD|PUT|DELETE /v1/kv/:key                              kv-routes.ts
  *   POST /v1/counters/:name/incr, GET|HEAD /v1/counters/:name    counter-routes.ts
+ *   GET|HEAD /v1/hotkeys[?limit=N]                               hotkeys-routes.ts
  *   GET      /healthz        alive
  *   GET      /readyz         tier ready and Redis reachable, not draining
  *   GET      /metrics        Prometheus text for the whole process
@@ -15,6 +16,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeAfterReply } from './body.ts';
 import { COUNTERS_PREFIX, routeCounter } from './counter-routes.ts';
+import { HOTKEYS_PATH, routeHotKeys } from './hotkeys-routes.ts';
 import { HttpError, sendError } from './http-errors.ts';
 import { answerFromL1, KV_PREFIX, routeKv } from './kv-routes.ts';
 import { methodNotAllowed, queryOf, type RouteContext, sendJson } from './route-context.ts';
@@ -59,6 +61,7 @@ async function route(
     const rest = path.slice(COUNTERS_PREFIX.length);
     return ['counter', await routeCounter(ctx, req, res, rest, queryOf(url))];
   }
+  if (path === HOTKEYS_PATH) return ['hotkeys', await routeHotKeys(ctx, req, res, queryOf(url))];
   if (OPS_PATHS.has(path))
     return [path.slice(1), await routeOps(ctx, res, path, req.method ?? 'GET')];
   throw new HttpError('HS_ERR_NO_ROUTE', 'no such route');
@@ -67,6 +70,7 @@ async function route(
 /** The route label of a request that failed (its route may not have been reached). */
 function failedRouteName(url: string): string {
   if (url.startsWith(KV_PREFIX)) return 'kv';
+  if (url.startsWith(HOTKEYS_PATH)) return 'hotkeys';
   return url.startsWith(COUNTERS_PREFIX) ? 'counter' : 'other';
 }
 

@@ -24,13 +24,15 @@
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
 import type { KeyBytes } from './key-bytes.ts';
-import { C, COUNTER_CELL_BYTES, COUNTER_MAX_PROBE, COUNTER_STATE } from './layout.ts';
+import { C, C_HEAT, COUNTER_CELL_BYTES, COUNTER_MAX_PROBE, COUNTER_STATE } from './layout.ts';
 import type { Views } from './views.ts';
 
 const CELL_WORDS = COUNTER_CELL_BYTES / 4;
 const CELL_I64 = COUNTER_CELL_BYTES / 8;
 const i64 = (cell: number, field: number): number => cell * CELL_I64 + field;
 const CLAIM_WAIT_MS = 5;
+/** A cell's rate window flip word at birth: even (base set 0, written by its creator), not 0 (none). */
+export const COUNTER_BORN_FLIP = 2;
 
 /** Largest |delta| one add may carry: keeps every sum exact in a JS number. */
 export const MAX_COUNTER_DELTA = 2 ** 40;
@@ -54,7 +56,7 @@ function waitWhileClaiming(v: Views, stateIdx: number): number {
 }
 
 /** Find the cell of `name` (its first `len` bytes, at most MAX_COUNTER_NAME_BYTES), creating it if absent. */
-export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): number {
+export function findOrCreateCounter(v: Views, name: KeyBytes, len: number, nowMs: number): number {
   const c32 = v.counters32;
   const mask = v.layout.maxCounters - 1;
   // Stored and compared as a signed word: the cells are an Int32Array.
@@ -70,6 +72,10 @@ export function findOrCreateCounter(v: Views, name: KeyBytes, len: number): numb
         c32[cell * CELL_WORDS + C.HASH_WORD] = hash;
         c32[cell * CELL_WORDS + C.NAME_LEN_WORD] = len;
         v.countersU8.set(name.bytes.subarray(0, len), cell * COUNTER_CELL_BYTES + C.NAME_BYTE);
+        // Its increment rate's first window starts here (heat.ts counterWindow).
+        v.counters64[i64(cell, C_HEAT.BASE_OPS_I64[0])] = 0n;
+        c32[cell * CELL_WORDS + C_HEAT.BASE_AT_WORD[0]] = nowMs | 0;
+        c32[cell * CELL_WORDS + C_HEAT.FLIP_WORD] = COUNTER_BORN_FLIP;
         // publish: pairs with the Atomics.load of READY by finders and by drain.
         Atomics.store(c32, stateIdx, COUNTER_STATE.READY);
         return cell;

@@ -12,7 +12,17 @@
 export type { CounterState, PendingFlush } from './counters.ts';
 export { createL1, type L1Handle, type L1Options } from './create.ts';
 export { L1Error, type L1ErrorCode, L1ErrorCodes } from './errors.ts';
-export { HEADER_BYTES, MAX_COUNTER_NAME_BYTES, MAX_PROBE } from './layout.ts';
+export type { CounterCount, HotKeyCount, NodeCount } from './heat.ts';
+export { HEAT_WINDOW_MS } from './heat.ts';
+export type { SlotOwners } from './heat-keeper.ts';
+export {
+  HEADER_BYTES,
+  HEAT,
+  HEAT_KIND,
+  type HeatKind,
+  MAX_COUNTER_NAME_BYTES,
+  MAX_PROBE,
+} from './layout.ts';
 export { ReadMemo } from './read-memo.ts';
 export { releaseThread } from './registry.ts';
 export {

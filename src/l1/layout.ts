@@ -13,6 +13,7 @@
  *        │ owner(threadId+1) │ seq (odd = inside a read) │ hits │ stale │ misses │ …   │
  *        ├──────────── budget (l1Bytes) starts here ─────────────────────────────────┤
  *        │ counter cells: maxCounters × 256 B (see C below)                          │
+ *        │ heat: 256 KiB when hotKeys is on (see HEAT below; heat.ts)                 │
  *        │ index: slotCount × [tag u32 │ ptr u32]   (ptr = arena offset / 8 + 1)     │
  *        │ ghost: slotCount × u32 hashes of recently evicted keys                    │
  *        │ arena: small ring (10 %) │ main ring (90 %), entries 8-byte aligned        │
@@ -28,7 +29,7 @@
 import { L1Error } from './errors.ts';
 
 export const MAGIC = 0x48534c31; // "HSL1"
-const LAYOUT_VERSION = 5;
+const LAYOUT_VERSION = 6;
 
 /** Int32 word indexes in the header. */
 export const H = {
@@ -44,6 +45,8 @@ export const H = {
   SEED1: 9,
   SMALL_RING_BYTES: 10,
   MAIN_RING_BYTES: 11,
+  /** Bytes of the heat region (0: hot-key detection off). */
+  HEAT_BYTES: 12,
   WRITER_OWNER: 32,
   STATE_ACTIVE: 33,
   VERSION_COUNTER: 34,
@@ -149,6 +152,93 @@ export const C = {
 export const MAX_COUNTER_NAME_BYTES = COUNTER_CELL_BYTES - C.NAME_BYTE;
 export const COUNTER_STATE = { EMPTY: 0, CLAIMING: 1, READY: 2 } as const;
 
+/**
+ * The heat region (heat.ts, heat-keeper.ts): hot-key detection, 256 KiB when on.
+ *
+ * ```
+ * header (256 B) │ sketch: 2 rows × 8192 u32 │ slot → node: 16384 u8 │ nodes: 64 × 128 B
+ *                │ tags: 512 u32 │ records: 512 × 256 B
+ * ```
+ *
+ * Offsets are bytes from the region's start. Header words: see HW; a node row and a
+ * record are Int32 words (HN, HR), a record's key bytes from HR_KEY_BYTE.
+ */
+export const HEAT = {
+  BYTES: 256 * 1024,
+  HEADER_BYTES: 256,
+  SKETCH_ROWS: 2,
+  SKETCH_WIDTH: 8192,
+  SLOTS: 16384,
+  NODES: 64,
+  NODE_BYTES: 128,
+  RECORDS: 512,
+  RECORD_BYTES: 256,
+  /** A record's probe window: a key's record is one of these many after its hash. */
+  PROBE: 8,
+} as const;
+export const HEAT_SKETCH_OFFSET = HEAT.HEADER_BYTES;
+export const HEAT_SLOT_MAP_OFFSET = HEAT_SKETCH_OFFSET + HEAT.SKETCH_ROWS * HEAT.SKETCH_WIDTH * 4;
+export const HEAT_NODES_OFFSET = HEAT_SLOT_MAP_OFFSET + HEAT.SLOTS;
+export const HEAT_TAGS_OFFSET = HEAT_NODES_OFFSET + HEAT.NODES * HEAT.NODE_BYTES;
+export const HEAT_RECORDS_OFFSET = HEAT_TAGS_OFFSET + HEAT.RECORDS * 4;
+if (HEAT_RECORDS_OFFSET + HEAT.RECORDS * HEAT.RECORD_BYTES > HEAT.BYTES) {
+  throw new Error('the heat region does not fit its budget');
+}
+/** Heat header words. */
+export const HW = {
+  /** Sketch estimate from which a key gets a record (the keeper sets it every tick). */
+  ADMIT: 0,
+  /** Ticks of the keeper so far (0: no keeper has run). */
+  TICKS: 1,
+} as const;
+/**
+ * A node row (32 words): readers add to READS and MISSES; the keeper writes the name
+ * (under SEQ: odd while it writes) and the window bases, two sets flipped by FLIP.
+ */
+export const HN = {
+  SEQ: 0,
+  NAME_LEN: 1,
+  READS: 2,
+  MISSES: 3,
+  FLIP: 4,
+  /** Base set s at BASE + s × 3: reads, misses, at (table-clock ms, mod 2^32). */
+  BASE: 5,
+  NAME_WORD: 16,
+} as const;
+export const HEAT_NODE_NAME_BYTES = HEAT.NODE_BYTES - HN.NAME_WORD * 4;
+/**
+ * A record (64 words): the key it counts and its cumulative event counts. STATE is
+ * `gen << 2 | state`; readers add to the counts; the keeper writes the bases.
+ */
+export const HR = {
+  STATE: 0,
+  HASH: 1,
+  /** The key's whole length in UTF-8 bytes; STORED_LEN of them are kept (a prefix). */
+  KEY_LEN: 2,
+  STORED_LEN: 3,
+  SLOT: 4,
+  CLAIMED_AT: 5,
+  /** Hash of the stored bytes: the keeper checks that what it reads is what was claimed. */
+  STORED_HASH: 6,
+  FLIP: 7,
+  /** Base set s at BASE + s × 5: hits, stale, misses, writes, at. */
+  BASE: 8,
+  /** Counts, one word per HeatKind, from here (a cache line of their own). */
+  COUNTS: 20,
+} as const;
+export const HR_KEY_BYTE = 128;
+export const HEAT_KEY_BYTES = HEAT.RECORD_BYTES - HR_KEY_BYTE;
+export const RECORD_STATE = { EMPTY: 0, CLAIMING: 1, READY: 2 } as const;
+/** What a heat event was: index of its count in a record. */
+export const HEAT_KIND = { HIT: 0, STALE: 1, MISS: 2, WRITE: 3 } as const;
+export type HeatKind = (typeof HEAT_KIND)[keyof typeof HEAT_KIND];
+export const HEAT_KINDS = 4;
+/**
+ * Counter cells carry the keeper's window bases for their increment rate in bytes 72..127
+ * (unused by the counter itself): a flip word and two sets of (ops i64, at i32).
+ */
+export const C_HEAT = { FLIP_WORD: 18, BASE_OPS_I64: [10, 12], BASE_AT_WORD: [22, 26] } as const;
+
 /** Index slot: two u32 words. Tag 0 = never used (ends a probe); ptr 0 = no entry. */
 export const SLOT_WORDS = 2;
 export const SLOT_TAG = 0;
@@ -206,6 +296,9 @@ export function defaultMaxCounters(bytes: number): number {
   return Math.min(L1_DEFAULTS.maxCounters, 2 ** Math.floor(Math.log2(share)));
 }
 
+/** Hot-key detection is on by default from this budget up (it takes HEAT.BYTES of it). */
+export const HOT_KEYS_MIN_BYTES = 4 * 1024 * 1024;
+
 /** Where everything is, in bytes from the start of the SharedArrayBuffer. */
 export interface Layout {
   readonly totalBytes: number;
@@ -218,6 +311,9 @@ export interface Layout {
   readonly maxValueBytes: number;
   readonly registryOffset: number;
   readonly countersOffset: number;
+  /** 0 with hotKeys off. */
+  readonly heatBytes: number;
+  readonly heatOffset: number;
   readonly indexOffset: number;
   readonly ghostOffset: number;
   readonly arenaOffset: number;
@@ -232,6 +328,8 @@ export interface LayoutOptions {
   maxValueBytes: number;
   maxThreads: number;
   maxCounters: number;
+  /** Hot-key detection (the heat region, HEAT.BYTES of the budget). */
+  hotKeys: boolean;
 }
 
 const align = (n: number, a: number): number => Math.ceil(n / a) * a;
@@ -271,14 +369,16 @@ export function planLayout(o: LayoutOptions): Layout {
   const registryOffset = HEADER_BYTES;
   const countersOffset = registryOffset + o.maxThreads * REGISTRY_LINE_WORDS * 4;
   const countersBytes = o.maxCounters * COUNTER_CELL_BYTES;
-  const rest = o.bytes - countersBytes;
+  const heatBytes = o.hotKeys ? HEAT.BYTES : 0;
+  const rest = o.bytes - countersBytes - heatBytes;
   if (rest < LIMITS.minBytes / 2) {
     fail(
-      `L1 option maxCounters (${o.maxCounters}) takes ${countersBytes} of the ${o.bytes} bytes of l1Bytes; raise l1Bytes or lower maxCounters`,
+      `L1 options maxCounters (${o.maxCounters}, ${countersBytes} bytes) and hotKeys (${heatBytes} bytes) take too much of the ${o.bytes} bytes of l1Bytes; raise l1Bytes, lower maxCounters or turn hotKeys off`,
     );
   }
   const slotCount = slotCountFor(rest);
-  const indexOffset = countersOffset + countersBytes;
+  const heatOffset = countersOffset + countersBytes;
+  const indexOffset = heatOffset + heatBytes;
   const ghostOffset = indexOffset + slotCount * SLOT_WORDS * 4;
   const arenaOffset = ghostOffset + slotCount * 4;
   const arenaBytes = alignDown(countersOffset + o.bytes - arenaOffset, 64);
@@ -303,6 +403,8 @@ export function planLayout(o: LayoutOptions): Layout {
     maxValueBytes: o.maxValueBytes,
     registryOffset,
     countersOffset,
+    heatBytes,
+    heatOffset,
     indexOffset,
     ghostOffset,
     arenaOffset,
@@ -332,6 +434,7 @@ export function writeHeader(
   h[H.SEED1] = seed[1];
   h[H.SMALL_RING_BYTES] = layout.smallRingBytes;
   h[H.MAIN_RING_BYTES] = layout.mainRingBytes;
+  h[H.HEAT_BYTES] = layout.heatBytes;
   f[HF.EPOCH_MS] = epochMs;
   f[HF.BUDGET_BYTES] = layout.budgetBytes;
   // publish: pairs with the Atomics.load of MAGIC in readLayout on another thread.
@@ -363,6 +466,7 @@ export function readLayout(sab: unknown): Layout {
     maxValueBytes: h[H.MAX_VALUE_BYTES],
     maxThreads: h[H.MAX_THREADS],
     maxCounters: h[H.MAX_COUNTERS],
+    hotKeys: h[H.HEAT_BYTES] !== 0,
   });
   if (layout.totalBytes !== sab.byteLength || layout.slotCount !== h[H.SLOT_COUNT]) {
     throw new L1Error('HS_ERR_L1_HANDLE', 'L1 header does not match the buffer size');

@@ -17,6 +17,7 @@ import {
   addToCounter,
   cellsNamed,
   counterCells,
+  counterName,
   counterState,
   findOrCreateCounter,
   MAX_COUNTER_DELTA,
@@ -26,11 +27,23 @@ import { bump, readCount } from './counts.ts';
 import type { L1Handle } from './create.ts';
 import { L1Error } from './errors.ts';
 import { halfSipHash } from './hash.ts';
+import {
+  type CounterCount,
+  counterWindow,
+  type HotKeyCount,
+  type NodeCount,
+  readHotKeys,
+  readNodes,
+  recordHeat,
+} from './heat.ts';
 import { findKey, type ProbeResult, ptrToOffset } from './index-table.ts';
 import { encodeKey, type KeyBytes, keyScratch } from './key-bytes.ts';
 import {
+  C,
   E,
   H,
+  HEAT_KEY_BYTES,
+  type HeatKind,
   type Layout,
   MAX_ACCESS,
   MAX_COUNTER_NAME_BYTES,
@@ -121,6 +134,9 @@ export class L1Table {
   readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
   readonly #line: number;
   readonly #reg: Int32Array;
+  /** The key bytes (in #scratch) and hash of the last get: for heatLast. */
+  #lastLen = 0;
+  #lastHash = 0;
   /** Counter cells never move, so a thread remembers where each name lives. */
   readonly #counterCells = new Map<string, number>();
   #closed = false;
@@ -157,6 +173,8 @@ export class L1Table {
     const v = this.#v;
     const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
     const hash = halfSipHash(this.#scratch, len, v.seed0, v.seed1);
+    this.#lastLen = len;
+    this.#lastHash = hash;
     for (let attempt = 0; attempt < 2; attempt++) {
       const reg = this.#reg;
       const seqIdx = this.#line + R.SEQ;
@@ -270,6 +288,68 @@ export class L1Table {
     };
   }
 
+  /** Whether this table counts heat (hot-key detection is on). */
+  get heatOn(): boolean {
+    return this.#v.heat !== undefined;
+  }
+
+  /**
+   * Count `n` events of `kind` for `key` in the hot-key table (heat.ts); `slot` is the
+   * key's Redis Cluster slot, which says which master the heat lands on. No-op with
+   * hotKeys off.
+   */
+  heat(key: string, slot: number, kind: HeatKind, n = 1): void {
+    const h = this.#v.heat;
+    if (h === undefined) return;
+    if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
+    const v = this.#v;
+    const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
+    const hash = halfSipHash(this.#scratch, len, v.seed0, v.seed1);
+    recordHeat(h, this.#scratch, len, hash, slot, kind, n, this.#clock.now(), v.seed0, v.seed1);
+  }
+
+  /**
+   * `heat` for the key of this thread's last `get`, whose bytes and hash are still at
+   * hand: call it right after that get, before any other call on this table.
+   */
+  heatLast(slot: number, kind: HeatKind): void {
+    const h = this.#v.heat;
+    if (h === undefined || this.#lastLen === 0) return;
+    const v = this.#v;
+    const now = this.#clock.now();
+    recordHeat(
+      h,
+      this.#scratch,
+      this.#lastLen,
+      this.#lastHash,
+      slot,
+      kind,
+      1,
+      now,
+      v.seed0,
+      v.seed1,
+    );
+  }
+
+  /**
+   * The hot set as this process counted it over the last window (heat.ts): every key
+   * with a record, every named Redis master and every counter, with raw counts and the
+   * window each covers. Empty lists with hotKeys off. Allocates: for reports, not per request.
+   */
+  hotKeys(): { keys: HotKeyCount[]; nodes: NodeCount[]; counters: CounterCount[] } {
+    const h = this.#v.heat;
+    if (h === undefined) return { keys: [], nodes: [], counters: [] };
+    const v = this.#v;
+    const now = this.#clock.precise();
+    const keys = readHotKeys(h, now, v.seed0, v.seed1, keyScratch(HEAT_KEY_BYTES));
+    const counters: CounterCount[] = [];
+    for (const cell of counterCells(v)) {
+      const window = counterWindow(v.counters32, v.counters64, cell, C.OPS_I64, now);
+      if (window.windowMs > 0) counters.push({ name: counterName(v, cell), ...window });
+    }
+    return { keys, nodes: readNodes(h, now), counters };
+  }
+
   /**
    * Add `delta` to the counter `name`, creating it if needed. `delta` is a non-zero
    * safe integer with |delta| ≤ 2^40.
@@ -290,7 +370,7 @@ export class L1Table {
     let cell = this.#counterCells.get(name);
     if (cell === undefined) {
       const len = encodeKey(name, this.#scratch, MAX_COUNTER_NAME_BYTES, 'counter name');
-      cell = findOrCreateCounter(this.#v, this.#scratch, len);
+      cell = findOrCreateCounter(this.#v, this.#scratch, len, this.#clock.now());
       if (this.#counterCells.size < this.#layout.maxCounters) this.#counterCells.set(name, cell);
     }
     const op = addToCounter(this.#v, cell, delta);

@@ -28,6 +28,7 @@ import type { L1Handle } from './create.ts';
 import { L1Error } from './errors.ts';
 import { Eviction } from './eviction.ts';
 import { halfSipHash } from './hash.ts';
+import { HeatKeeper, type SlotOwners } from './heat-keeper.ts';
 import {
   clearIndex,
   findSlotForWrite,
@@ -71,6 +72,8 @@ export class L1Writer {
   readonly #probe: ProbeResult = { slot: 0, ptr: 0 };
   readonly #s3: Eviction;
   readonly #owner: number;
+  /** Keeps the hot-key table (heat-keeper.ts); undefined with hotKeys off. */
+  readonly #heat: HeatKeeper | undefined;
   /** The latest hard expiry of any entry written (or found at takeover): see markAllStale. */
   #latestHardExpiry: number;
   /** When the stale mark may be lifted: every entry older than it has expired by then. */
@@ -96,6 +99,7 @@ export class L1Writer {
     this.#grace = new GracePeriod(this.#v, options.graceSpinMs ?? 2, options.revokeAfterMs ?? 2000);
     this.#scratch = keyScratch(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES));
     this.#s3 = new Eviction(this.#v, this.#grace, this.#clock);
+    this.#heat = this.#v.heat === undefined ? undefined : new HeatKeeper(this.#v, this.#v.heat);
     // A taken-over table may hold a mark (and entries) of the last writer's.
     this.#latestHardExpiry = latestHardExpiry(this.#v, this.#layout.slotCount);
     if (staleMark(h) !== 0) this.#liftMarkAt = this.#latestHardExpiry;
@@ -251,6 +255,17 @@ export class L1Writer {
       this.clear();
       clearStaleMark(h);
     }
+  }
+
+  /**
+   * One round of the hot-key table's upkeep (heat-keeper.ts): windows, the hot set, the
+   * admission bar, the sketch's decay. Call it about once a second; `owners` (who owns
+   * each Redis Cluster slot), when known, says where each key's heat lands. No-op with
+   * hotKeys off.
+   */
+  tickHeat(owners?: SlotOwners): void {
+    this.#assertOpen();
+    this.#heat?.tick(this.#clock.precise(), owners);
   }
 
   /**

@@ -27,4 +27,6 @@ export interface RefresherConfig {
   counterMarkTtlMs: number;
   /** Track the keys read and drop them from L1 when Redis says they changed (coherence.ts). */
   coherence: boolean;
+  /** Reads a second from which a key is hot: it is refreshed ahead (refresh-ahead.ts). */
+  hotThreshold: number;
 }

@@ -65,6 +65,7 @@ export const STATS = {
   localJoins: 'Callers that joined a wait already in their thread',
   timeouts: 'Callers that gave up waiting (requestTimeout)',
   refreshes: 'Background refreshes asked for by stale reads',
+  refreshesAhead: 'Hot keys refreshed before their soft TTL ran out (refresh-ahead)',
   counterFlushes: 'Counter flushes sent to Redis, re-sends included',
   counterDuplicates: 'Counter flushes Redis had already applied (re-sends)',
   counterFlushErrors: 'Counter flushes that failed (kept and re-sent)',

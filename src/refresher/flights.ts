@@ -117,7 +117,7 @@ export class Flights {
 
   fetch(ask: Extract<Ask, { t: 'fetch' }>): void {
     const { key, from } = ask;
-    let f = this.#flights.get(key);
+    const f = this.#flights.get(key);
     if (f !== undefined) {
       this.#control.add('joined');
       f.askers.add(from);
@@ -159,10 +159,27 @@ export class Flights {
       });
       return;
     }
-    f = {
+    this.#start(key, new Set([from]), ask.load ? [from] : []);
+  }
+
+  /**
+   * Refresh `key` although L1 still has it fresh (a hot key about to turn stale:
+   * refresh-ahead.ts): a flight with no asker, stored like any read. False if the key is
+   * in flight already or maxInFlight keys are.
+   */
+  refreshAhead(key: string): boolean {
+    if (this.#closed || this.#flights.has(key) || this.#flights.size >= this.#config.maxInFlight)
+      return false;
+    this.#control.add('refreshesAhead');
+    this.#start(key, new Set(), []);
+    return true;
+  }
+
+  #start(key: string, askers: Set<string>, loaders: string[]): void {
+    const f: Flight = {
       key,
-      askers: new Set([from]),
-      loaders: ask.load ? [from] : [],
+      askers,
+      loaders,
       superseded: false,
       token: this.#tracking?.token() ?? 0,
     };

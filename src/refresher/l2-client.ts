@@ -37,6 +37,9 @@ import { bulkOf, circuitOpen, isNodeFailure, toL2Error } from './l2-errors.ts';
 import { openClient } from './redis-connection.ts';
 import { type RedisTarget, type RedisTls, redisTargetOf } from './redis-target.ts';
 
+/** Redis Cluster's hash slots. */
+const SLOT_COUNT = 16384;
+
 export interface L2ClientOptions {
   /**
    * A RedisTarget (plain data, see redis-target.ts), cluster seeds as
@@ -324,6 +327,20 @@ export class L2Client {
     const client = this.#client;
     if (!isCluster(client)) return STANDALONE_NODE;
     return client.slots[calculateSlot(key)]?.[0] ?? 'unknown';
+  }
+
+  /**
+   * Who owns each slot, as far as the client knows: the master (`host:port`) of each of the
+   * 16384 slots, or, for a standalone Redis, its one address (hot-key attribution).
+   */
+  slotOwners(): string | (string | undefined)[] {
+    const client = this.#client;
+    if (!isCluster(client))
+      return `${client.options.host ?? 'localhost'}:${client.options.port ?? 6379}`;
+    const slots = client.slots;
+    const owners = new Array<string | undefined>(SLOT_COUNT);
+    for (let slot = 0; slot < SLOT_COUNT; slot++) owners[slot] = slots[slot]?.[0];
+    return owners;
   }
 
   /** Is the client connected and ready for commands? */

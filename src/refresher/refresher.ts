@@ -4,7 +4,7 @@
  * batcher, the channels to every attached thread (client-channels.ts), the flights that
  * serve their asks (flights.ts), the counter flusher, coherence with Redis (what Redis
  * says changed leaves L1: coherence.ts), and a housekeeping round every SWEEP_EVERY_MS
- * (refresher state, expired entries, breaker counts).
+ * (refresher state, expired entries, breaker counts, the hot-key table's upkeep).
  */
 
 import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
@@ -19,11 +19,14 @@ import { L2Client } from './l2-client.ts';
 import { RefresherMetrics } from './metrics.ts';
 import { parseAsk } from './protocol.ts';
 import { ReadBatcher } from './read-batcher.ts';
+import { RefreshAhead } from './refresh-ahead.ts';
 import { itemsOf } from './turn-batch.ts';
 
 const noop = (): void => {};
 
 const SWEEP_EVERY_MS = 500;
+/** The hot-key table's keeper runs every this many housekeeping rounds: once a second. */
+const HEAT_EVERY_ROUNDS = 2;
 /** How long close() keeps flushing counters (refresher-pool.ts gives close 5 s in all). */
 const FINAL_FLUSH_MS = 3000;
 /**
@@ -53,9 +56,12 @@ export class Refresher {
   readonly #clients: ClientChannels;
   readonly #flights: Flights;
   readonly #coherence: Coherence | undefined;
+  /** Hot keys refreshed before they turn stale (refresh-ahead.ts); undefined with hotKeys off. */
+  readonly #ahead: RefreshAhead | undefined;
   readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
   #mirrored = { rejected: 0, opened: 0, resets: 0 };
+  #rounds = 0;
   #closed = false;
 
   constructor(l1: L1Handle, control: Control, config: RefresherConfig) {
@@ -104,6 +110,13 @@ export class Refresher {
       clients: this.#clients,
       tracking: this.#coherence,
     });
+    this.#ahead = this.#table.heatOn
+      ? new RefreshAhead(this.#table, {
+          softTtlMs: config.softTtlMs,
+          hotThreshold: config.hotThreshold,
+          refresh: (key) => this.#flights.refreshAhead(key),
+        })
+      : undefined;
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
     const generation = control.announceRefresher();
     if (generation > 1) control.add('respawns');
@@ -125,6 +138,7 @@ export class Refresher {
     this.#flights.close();
     const unflushed = await this.#counters.close(FINAL_FLUSH_MS);
     clearInterval(this.#sweep);
+    this.#ahead?.close();
     this.#coherence?.close();
     // Every attachment fails what it still waits for (reads, leases, unacknowledged writes).
     this.#clients.close();
@@ -205,6 +219,9 @@ export class Refresher {
     if (this.#closed) return;
     this.#control.setState(this.#l2.isReady ? 'l2Ready' : 'l2Down');
     this.#writer.sweepExpired();
+    // The hot-key table's windows are seconds: every other round (heat-keeper.ts).
+    if (this.#rounds++ % HEAT_EVERY_ROUNDS === 0) this.#writer.tickHeat(this.#l2.slotOwners());
+    this.#ahead?.tick();
     // The breaker lives in this thread; its counts are mirrored for every thread to read.
     const b = this.#l2.breakerState();
     this.#control.add('breakerRejected', b.rejected - this.#mirrored.rejected);

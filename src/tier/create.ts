@@ -74,6 +74,7 @@ function l1For(config: TierConfig): L1Handle {
       maxValueBytes: config.maxValueBytes,
       maxThreads: config.maxThreads,
       maxCounters: config.maxCounters,
+      hotKeys: config.hotKeys,
     });
   } catch (error) {
     // The L1's message names the options to change (l1Bytes, maxValueBytes…).

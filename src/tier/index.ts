@@ -8,6 +8,13 @@ export { parseBytes, parseDuration } from '../units.ts';
 export { CODECS, type CodecName } from './codec.ts';
 export type { Counter, IncrOptions, ReadOptions } from './counter.ts';
 export { attachTier, createTier } from './create.ts';
+export type {
+  HotCounter,
+  HotKey,
+  HotKeysOptions,
+  HotKeysReport,
+  HotNode,
+} from './hot-keys.ts';
 export { type TierConfig, type TierOptions, tierConfigOf } from './options.ts';
 export type { Tier } from './tier.ts';
 export type {

@@ -10,7 +10,7 @@ import { TIER_DEFAULTS as D } from '../defaults.ts';
 import { HotshieldError, optionError } from '../errors.ts';
 import { MAX_SHARDS } from '../keys/shard-keys.ts';
 import { L1Error } from '../l1/index.ts';
-import { defaultMaxCounters, planLayout } from '../l1/layout.ts';
+import { defaultMaxCounters, HOT_KEYS_MIN_BYTES, planLayout } from '../l1/layout.ts';
 import type { RefresherConfig } from '../refresher/config.ts';
 import { type RedisTlsOptions, redisTargetOf, redisTlsOf } from '../refresher/redis-target.ts';
 import { parseBytes, parseDuration } from '../units.ts';
@@ -108,6 +108,16 @@ export interface TierOptions {
    * subscriber per master). `false` (or `'off'`) leaves freshness to softTtl alone.
    */
   coherence?: boolean | 'on' | 'off';
+  /**
+   * Count every read and write per key in shared memory and keep the hot set (default on,
+   * off when l1Bytes is under 4mb unless asked for): `tier.hotKeys()`. 256 KiB of l1Bytes.
+   */
+  hotKeys?: boolean | 'on' | 'off';
+  /**
+   * Reads a second from which a key is hot (default 1000): refreshed ahead of its soft
+   * TTL so that it never turns stale while hot; the gateway logs it.
+   */
+  hotThreshold?: number;
 }
 
 export interface TierConfig extends RefresherConfig {
@@ -119,6 +129,8 @@ export interface TierConfig extends RefresherConfig {
   maxValueBytes: number;
   maxWaiting: number;
   requestTimeoutMs: number;
+  /** Resolved: the option, or on from HOT_KEYS_MIN_BYTES of l1Bytes. */
+  hotKeys: boolean;
 }
 
 /** Every option: the connection's, and those with a default (defaults.ts). */
@@ -210,6 +222,7 @@ export function tierConfigOf(options: TierOptions): TierConfig {
     options.requestTimeout,
     D.requestTimeout.value,
   );
+  const l1Bytes = size('l1Bytes', options.l1Bytes, D.l1Bytes.value);
   const config: TierConfig = Object.freeze({
     tierId: crypto.randomUUID(),
     redis: redisTargetOf(options.redis, {
@@ -218,7 +231,7 @@ export function tierConfigOf(options: TierOptions): TierConfig {
       tls: redisTlsOf(options.tls),
     }),
     codec,
-    l1Bytes: size('l1Bytes', options.l1Bytes, D.l1Bytes.value),
+    l1Bytes,
     memoBytes: size('memoBytes', options.memoBytes, D.memoBytes.value, 0),
     maxKeyBytes: count('maxKeyBytes', options.maxKeyBytes, D.maxKeyBytes.value),
     maxValueBytes: size('maxValueBytes', options.maxValueBytes, D.maxValueBytes.value),
@@ -253,6 +266,11 @@ export function tierConfigOf(options: TierOptions): TierConfig {
       D.counterMarkTtl.value,
       60_000,
     ),
+    hotKeys:
+      options.hotKeys === undefined
+        ? l1Bytes >= HOT_KEYS_MIN_BYTES
+        : onOff('hotKeys', options.hotKeys, D.hotKeys.value),
+    hotThreshold: count('hotThreshold', options.hotThreshold, D.hotThreshold.value),
   });
   checkL1Sizing(config);
   return config;
@@ -271,6 +289,7 @@ function checkL1Sizing(c: TierConfig): void {
       maxValueBytes: c.maxValueBytes,
       maxThreads: c.maxThreads,
       maxCounters: c.maxCounters ?? defaultMaxCounters(c.l1Bytes),
+      hotKeys: c.hotKeys,
     });
   } catch (error) {
     if (!(error instanceof L1Error)) throw error;

@@ -10,13 +10,15 @@
 
 import { closedError, HotshieldError } from '../errors.ts';
 import { counterTotalKey } from '../keys/reserved-keys.ts';
-import { L1Error, L1Table, newRef, ReadMemo, releaseThread } from '../l1/index.ts';
+import { HEAT_KIND, L1Error, L1Table, newRef, ReadMemo, releaseThread } from '../l1/index.ts';
 import { Control } from '../refresher/control.ts';
 import { FLAG_ABSENT, FLAG_GONE } from '../refresher/protocol.ts';
 import { exactBytes } from '../refresher/turn-batch.ts';
 import { Asks } from './asks.ts';
 import { type CodecName, codecId, decode, encode } from './codec.ts';
 import { Counter, type CounterPort } from './counter.ts';
+import { HeatCounts, type Tally } from './heat-counts.ts';
+import { type HotKeysOptions, type HotKeysReport, hotKeysReport } from './hot-keys.ts';
 import { checkKey, checkReadKey, checkWritable } from './key-checks.ts';
 import { callDuration, type TierConfig } from './options.ts';
 import type {
@@ -38,6 +40,8 @@ interface Known {
   readonly value: unknown;
   readonly flags: number;
   readonly version: number;
+  /** Its memo hits not yet counted as heat (heat-counts.ts); undefined: hot keys off. */
+  readonly tally: Tally | undefined;
 }
 
 /** Bound on the Counter objects a thread keeps for reuse (cleared when reached). */
@@ -60,6 +64,8 @@ export class Tier {
   /** Decoded values of entries read lately, re-validated on every read; undefined: memoBytes 0. */
   readonly #memo: ReadMemo<Known> | undefined;
   readonly #control: Control;
+  /** Hot-key counting (heat-counts.ts); undefined with hotKeys off. */
+  readonly #heat: HeatCounts | undefined;
   readonly #codec: CodecName;
   readonly #codecId: number;
   readonly #asks: Asks;
@@ -78,6 +84,7 @@ export class Tier {
     this.#l1 = L1Table.attach(handle.l1);
     this.#memo =
       this.#config.memoBytes > 0 ? new ReadMemo(this.#l1, this.#config.memoBytes) : undefined;
+    this.#heat = this.#l1.heatOn ? new HeatCounts(this.#l1) : undefined;
     this.#codec = this.#config.codec;
     this.#codecId = codecId(this.#codec);
     this.#owner = owner;
@@ -101,6 +108,7 @@ export class Tier {
   }
 
   readonly #release = (): void => {
+    this.#heat?.close();
     this.#memo?.clear();
     this.#l1.close();
   };
@@ -141,7 +149,7 @@ export class Tier {
     const loader = options.loader;
     if (loader !== undefined && typeof loader !== 'function')
       throw new HotshieldError('HS_ERR_OPTION', 'loader must be a function (key) => value');
-    return this.#fromL1(key, loader !== undefined);
+    return this.#fromL1(key, loader !== undefined, true);
   }
 
   /** Ask the refresher (and the loader, if any) for a key L1 could not answer. */
@@ -163,22 +171,30 @@ export class Tier {
    */
   peek(key: string): Lookup | null | undefined {
     this.#assertOpen();
-    return this.#fromL1(key, false);
+    return this.#fromL1(key, false, false);
   }
 
   /**
    * The L1 answer for `key` (see peek); `withLoader`: a loader may overrule a negative
    * entry. A remembered fresh entry is the whole of a hot key's hit: a Map lookup and the
-   * L1 re-validation (its key was checked when it was remembered).
+   * L1 re-validation (its key was checked when it was remembered). `countMiss`: a miss is
+   * counted as heat here (get, lookup), not by peek, whose caller looks up next.
    */
-  #fromL1(key: string, withLoader: boolean): Lookup | null | undefined {
+  #fromL1(key: string, withLoader: boolean, countMiss: boolean): Lookup | null | undefined {
     const memo = this.#memo;
     const remembered = memo?.fresh(key);
-    if (remembered !== undefined && memo !== undefined)
+    if (remembered !== undefined && memo !== undefined) {
+      if (remembered.tally !== undefined) this.#heat?.memoHit(remembered.tally);
       return this.#answer(remembered, withLoader, 'hit', memo.ageMs);
+    }
     const ref = memo === undefined ? undefined : newRef();
     const entry = this.#l1.get(checkReadKey(key), ref);
-    if (entry === undefined) return undefined;
+    const heat = this.#heat;
+    if (entry === undefined) {
+      if (countMiss) heat?.afterRead(key, HEAT_KIND.MISS);
+      return undefined;
+    }
+    heat?.afterRead(key, entry.state === 'stale' ? HEAT_KIND.STALE : HEAT_KIND.HIT);
     const absent = (entry.flags & FLAG_ABSENT) !== 0;
     // The caller's loader will ask for this key itself: no background refresh as well.
     const overruled = absent && withLoader && (entry.flags & FLAG_GONE) === 0;
@@ -193,6 +209,7 @@ export class Tier {
       value: absent ? undefined : decode(this.#codec, bytes, entry.flags),
       flags: entry.flags,
       version: entry.version,
+      tally: kept ? heat?.tally(key) : undefined,
     };
     if (kept) memo.keep(key, ref, known, bytes.byteLength);
     return this.#answer(known, withLoader, stale ? 'stale' : 'hit', entry.ageMs);
@@ -224,6 +241,7 @@ export class Tier {
         `the encoded value is ${bytes.byteLength} bytes; the limit is ${this.#config.maxValueBytes} (maxValueBytes)`,
       );
     }
+    this.#heat?.write(key);
     await this.#asks.write({ t: 'set', key, value: bytes, flags: this.#codecId, ttlMs }, timeoutMs);
   }
 
@@ -232,6 +250,7 @@ export class Tier {
     this.#assertOpen();
     checkWritable(checkKey(key, this.#config.maxKeyBytes), this.#config.counterShards);
     const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
+    this.#heat?.write(key);
     await this.#asks.write({ t: 'delete', key }, timeoutMs);
   }
 
@@ -302,6 +321,19 @@ export class Tier {
    */
   releaseThread(threadId: number): number {
     return releaseThread(this.#handle.l1, threadId);
+  }
+
+  /**
+   * The hot set this process counted over the last window (about 10 s): the `limit`
+   * hottest keys by reads a second, with their writes, hit ratio, slot and master; every
+   * counter's increments a second; every master's reads and misses a second. Empty with
+   * hotKeys off. Rates count what this process answered (hits and misses alike).
+   */
+  async hotKeys(options: HotKeysOptions = {}): Promise<HotKeysReport> {
+    this.#assertOpen();
+    // What this thread has not flushed yet belongs in the answer.
+    this.#heat?.flush();
+    return hotKeysReport(this.#l1.hotKeys(), options);
   }
 
   stats(): TierStats {

@@ -40,6 +40,7 @@ const layout = planLayout({
   maxValueBytes: MAX_VALUE_BYTES,
   maxThreads: 64,
   maxCounters: MAX_COUNTERS,
+  hotKeys: true,
 });
 
 const cluster = useOwnCluster();
