@@ -1,5 +1,6 @@
 /**
- * The `hotshield` command: the gateway. The node:cluster primary supervises the gateway
+ * The `hotshield` command: the gateway (`hotshield top …`: the live view of a gateway's
+ * hot keys, top.ts). The node:cluster primary supervises the gateway
  * processes (supervisor.ts); each gateway process runs the tier and its HTTP threads
  * (gateway/process.ts). Exit status 2 for invalid configuration, with a message naming
  * the flag.
@@ -16,6 +17,7 @@ import {
   runPrimary,
   SHUTDOWN_MESSAGE,
 } from './supervisor.ts';
+import { parseTopArgs, runTop } from './top.ts';
 
 async function runGatewayProcess(config: GatewayConfig): Promise<void> {
   const log = createLogger({
@@ -55,7 +57,12 @@ async function runGatewayProcess(config: GatewayConfig): Promise<void> {
 }
 
 try {
-  const parsed = parseConfig(process.argv.slice(2), process.env, process.stdout.isTTY === true);
+  const argv = process.argv.slice(2);
+  if (argv[0] === 'top' && cluster.isPrimary) {
+    await runTop(parseTopArgs(argv.slice(1), process.env));
+    process.exit(0);
+  }
+  const parsed = parseConfig(argv, process.env, process.stdout.isTTY === true);
   if (parsed.help) {
     console.log(helpText());
   } else if (cluster.isPrimary) {

@@ -1,8 +1,10 @@
 /**
  * The hot-key route, over tier.hotKeys():
  *
- *   GET|HEAD /v1/hotkeys[?limit=N]   200 {"windowSeconds","keys","counters","nodes"}: the
- *            process's hot set over the window (tier/hot-keys.ts). Hot keys can be
+ *   GET|HEAD /v1/hotkeys[?limit=N][&scope=cluster]
+ *            200 {"windowSeconds","keys","counters","nodes"}: the process's hot set over
+ *            the window (refresher/hot-report.ts); with scope=cluster, every live
+ *            process's, merged (refresher/hot-fleet.ts), with "processes". Hot keys can be
  *            sensitive: the same guard as writes (the bearer token, or loopback without one).
  */
 
@@ -33,6 +35,10 @@ export async function routeHotKeys(
   const head = method === 'HEAD';
   if (method !== 'GET' && !head) throw methodNotAllowed('GET, HEAD');
   ctx.guardWrite(req);
-  const report = await ctx.tier.hotKeys({ limit: limitOf(query) });
+  const scope = query.get('scope') ?? undefined;
+  const report = await ctx.tier.hotKeys({
+    limit: limitOf(query),
+    scope: scope as 'process' | 'cluster' | undefined,
+  });
   return sendJson(res, 200, JSON.stringify(report), head, NO_STORE);
 }

@@ -23,6 +23,7 @@ const REQUEST_ROUTES = [
   'kv',
   'counter',
   'hotkeys',
+  'dashboard',
   'healthz',
   'readyz',
   'metrics',

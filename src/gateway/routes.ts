@@ -4,7 +4,8 @@
  *
  *   GET|HEAD|PUT|DELETE /v1/kv/:key                              kv-routes.ts
  *   POST /v1/counters/:name/incr, GET|HEAD /v1/counters/:name    counter-routes.ts
- *   GET|HEAD /v1/hotkeys[?limit=N]                               hotkeys-routes.ts
+ *   GET|HEAD /v1/hotkeys[?limit=N][&scope=cluster]               hotkeys-routes.ts
+ *   GET|HEAD /dashboard[/asset]    the live hot-key page          dashboard-routes.ts
  *   GET      /healthz        alive
  *   GET      /readyz         tier ready and Redis reachable, not draining
  *   GET      /metrics        Prometheus text for the whole process
@@ -16,6 +17,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { closeAfterReply } from './body.ts';
 import { COUNTERS_PREFIX, routeCounter } from './counter-routes.ts';
+import { DASHBOARD_PATH, routeDashboard } from './dashboard-routes.ts';
 import { HOTKEYS_PATH, routeHotKeys } from './hotkeys-routes.ts';
 import { HttpError, sendError } from './http-errors.ts';
 import { answerFromL1, KV_PREFIX, routeKv } from './kv-routes.ts';
@@ -62,6 +64,8 @@ async function route(
     return ['counter', await routeCounter(ctx, req, res, rest, queryOf(url))];
   }
   if (path === HOTKEYS_PATH) return ['hotkeys', await routeHotKeys(ctx, req, res, queryOf(url))];
+  if (path === DASHBOARD_PATH || path.startsWith(`${DASHBOARD_PATH}/`))
+    return ['dashboard', routeDashboard(req, res, path.slice(DASHBOARD_PATH.length))];
   if (OPS_PATHS.has(path))
     return [path.slice(1), await routeOps(ctx, res, path, req.method ?? 'GET')];
   throw new HttpError('HS_ERR_NO_ROUTE', 'no such route');
@@ -71,6 +75,7 @@ async function route(
 function failedRouteName(url: string): string {
   if (url.startsWith(KV_PREFIX)) return 'kv';
   if (url.startsWith(HOTKEYS_PATH)) return 'hotkeys';
+  if (url.startsWith(DASHBOARD_PATH)) return 'dashboard';
   return url.startsWith(COUNTERS_PREFIX) ? 'counter' : 'other';
 }
 

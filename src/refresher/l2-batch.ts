@@ -18,7 +18,8 @@ import type { Breaker } from './breaker.ts';
 import { withDeadline } from './deadline.ts';
 import { circuitOpen, isNodeFailure, toL2Error } from './l2-errors.ts';
 
-export type L2Op = 'get' | 'set' | 'del' | 'flush' | 'count';
+/** `report`: the fleet's hot-set reports and their registry (hot-fleet.ts). */
+export type L2Op = 'get' | 'set' | 'del' | 'flush' | 'count' | 'report';
 
 /** One call to one node, as reported to `onCall`. */
 export interface L2Call {

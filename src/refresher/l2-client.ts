@@ -322,6 +322,31 @@ export class L2Client {
     return (await this.#write(key, 'del', () => this.#client.del(key))) > 0;
   }
 
+  /**
+   * Publish a report: SET `key` (PX `ttlMs`), then in `registry` (a sorted set) score
+   * `member` `score` and drop members scored under `forgetBelow` (one MULTI: one slot).
+   */
+  async publish(
+    key: string,
+    value: string,
+    ttlMs: number,
+    registry: { key: string; member: string; score: number; forgetBelow: number },
+  ): Promise<void> {
+    await this.#write(key, 'report', () => this.#client.set(key, value, 'PX', ttlMs));
+    await this.#write(registry.key, 'report', () =>
+      this.#client
+        .multi()
+        .zadd(registry.key, registry.score, registry.member)
+        .zremrangebyscore(registry.key, '-inf', `(${registry.forgetBelow}`)
+        .exec(),
+    );
+  }
+
+  /** The members of sorted set `key` scored `min` or more. */
+  members(key: string, min: number): Promise<string[]> {
+    return this.#write(key, 'report', () => this.#client.zrangebyscore(key, min, '+inf'));
+  }
+
   /** The master node (`host:port`) that owns `key`'s slot, as far as the client knows. */
   nodeOf(key: string): string {
     const client = this.#client;
@@ -357,7 +382,11 @@ export class L2Client {
     };
   }
 
-  async #write<T>(key: string, op: 'set' | 'del', command: () => Promise<T>): Promise<T> {
+  async #write<T>(
+    key: string,
+    op: 'set' | 'del' | 'report',
+    command: () => Promise<T>,
+  ): Promise<T> {
     const node = this.nodeOf(key);
     const what = `${op.toUpperCase()} ${key}`;
     const started = performance.now();

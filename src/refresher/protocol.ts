@@ -21,6 +21,9 @@
  * fit.
  */
 
+import { HEAT } from '../l1/index.ts';
+import type { HotKeysReport } from './hot-report.ts';
+
 /** Which codec produced an entry's bytes; 0 means read from Redis, codec unknown. */
 export const CODEC_ID = { unknown: 0, msgpack: 1, raw: 2, utf8: 3 } as const;
 export type CodecId = (typeof CODEC_ID)[keyof typeof CODEC_ID];
@@ -54,7 +57,9 @@ export type Ask =
       flags: number;
       ttlMs: number;
     }
-  | { t: 'delete'; id: number; key: string; from: string };
+  | { t: 'delete'; id: number; key: string; from: string }
+  /** The fleet's hot set (hot-fleet.ts), `limit` keys and counters. */
+  | { t: 'hot'; id: number; from: string; limit: number };
 
 export type DoneStatus =
   /** The value is in `value` (and in L1, unless L1 could not take it or it was answered from L1). */
@@ -92,6 +97,8 @@ export type Reply =
       version?: number;
     }
   | { t: 'ack'; id: number; to: string; code?: string; message?: string }
+  /** The answer to a `hot` ask: the merged report, or why not (`code`). */
+  | { t: 'hot'; id: number; to: string; report?: HotKeysReport; code?: string; message?: string }
   /** The refresher listens on this client's channel now: asks may flow. */
   | { t: 'welcome' };
 
@@ -130,6 +137,10 @@ function isKey(v: unknown, maxKeyBytes: number): v is string {
 export function parseAsk(data: unknown, maxKeyBytes: number): Ask | undefined {
   if (typeof data !== 'object' || data === null) return undefined;
   const m = data as Record<string, unknown>;
+  if (m.t === 'hot')
+    return isStr(m.from) && isInt(m.id) && isInt(m.limit) && m.limit >= 1 && m.limit <= HEAT.RECORDS
+      ? { t: 'hot', id: m.id, from: m.from, limit: m.limit }
+      : undefined;
   if (!isKey(m.key, maxKeyBytes) || !isStr(m.from)) return undefined;
   switch (m.t) {
     case 'fetch':

@@ -7,6 +7,7 @@
  * (refresher state, expired entries, breaker counts, the hot-key table's upkeep).
  */
 
+import { HotshieldError } from '../errors.ts';
 import { type L1Handle, L1Table, L1Writer } from '../l1/index.ts';
 import { ClientChannels } from './client-channels.ts';
 import { Coherence } from './coherence.ts';
@@ -15,11 +16,12 @@ import type { Control } from './control.ts';
 import { CounterFlusher, type Unflushed } from './counter-flusher.ts';
 import { EntryStore } from './entry-store.ts';
 import { Flights } from './flights.ts';
+import { HotFleet } from './hot-fleet.ts';
 import { L2Client } from './l2-client.ts';
 import { RefresherMetrics } from './metrics.ts';
-import { parseAsk } from './protocol.ts';
+import { type Ask, parseAsk, type Reply } from './protocol.ts';
 import { ReadBatcher } from './read-batcher.ts';
-import { RefreshAhead } from './refresh-ahead.ts';
+import { MIN_SOFT_TTL_MS, RefreshAhead } from './refresh-ahead.ts';
 import { itemsOf } from './turn-batch.ts';
 
 const noop = (): void => {};
@@ -58,6 +60,8 @@ export class Refresher {
   readonly #coherence: Coherence | undefined;
   /** Hot keys refreshed before they turn stale (refresh-ahead.ts); undefined with hotKeys off. */
   readonly #ahead: RefreshAhead | undefined;
+  /** The fleet's hot set: this process's published, every process's read (hot-fleet.ts). */
+  readonly #fleet: HotFleet;
   readonly #metrics = new RefresherMetrics(() => this.#flights.size);
   readonly #sweep: NodeJS.Timeout;
   #mirrored = { rejected: 0, opened: 0, resets: 0 };
@@ -110,13 +114,15 @@ export class Refresher {
       clients: this.#clients,
       tracking: this.#coherence,
     });
-    this.#ahead = this.#table.heatOn
-      ? new RefreshAhead(this.#table, {
-          softTtlMs: config.softTtlMs,
-          hotThreshold: config.hotThreshold,
-          refresh: (key) => this.#flights.refreshAhead(key),
-        })
-      : undefined;
+    this.#ahead =
+      this.#table.heatOn && config.softTtlMs >= MIN_SOFT_TTL_MS
+        ? new RefreshAhead(this.#table, {
+            softTtlMs: config.softTtlMs,
+            hotThreshold: config.hotThreshold,
+            refresh: (key) => this.#flights.refreshAhead(key),
+          })
+        : undefined;
+    this.#fleet = new HotFleet(this.#l2, this.#table, config.tierId);
     this.#sweep = setInterval(() => this.#housekeeping(), SWEEP_EVERY_MS);
     const generation = control.announceRefresher();
     if (generation > 1) control.add('respawns');
@@ -220,7 +226,10 @@ export class Refresher {
     this.#control.setState(this.#l2.isReady ? 'l2Ready' : 'l2Down');
     this.#writer.sweepExpired();
     // The hot-key table's windows are seconds: every other round (heat-keeper.ts).
-    if (this.#rounds++ % HEAT_EVERY_ROUNDS === 0) this.#writer.tickHeat(this.#l2.slotOwners());
+    if (this.#rounds++ % HEAT_EVERY_ROUNDS === 0 && this.#table.heatOn) {
+      this.#writer.tickHeat(this.#l2.slotOwners());
+      this.#fleet.publish().catch(noop);
+    }
     this.#ahead?.tick();
     // The breaker lives in this thread; its counts are mirrored for every thread to read.
     const b = this.#l2.breakerState();
@@ -235,10 +244,30 @@ export class Refresher {
     for (const item of itemsOf(data)) this.#onAsk(clientId, item);
   }
 
+  /** Read and merge the fleet's reports for one asker; a failure is its answer. */
+  #fleetReport(ask: Extract<Ask, { t: 'hot' }>): void {
+    const reply = (r: Omit<Extract<Reply, { t: 'hot' }>, 't' | 'id' | 'to'>) =>
+      this.#clients.send(ask.from, { t: 'hot', id: ask.id, to: ask.from, ...r });
+    this.#fleet.read(ask.limit).then(
+      (report) => reply({ report }),
+      (error: unknown) => {
+        const e =
+          error instanceof HotshieldError
+            ? error
+            : new HotshieldError('HS_ERR_L2_UNAVAILABLE', String(error));
+        reply({ code: e.code, message: e.message });
+      },
+    );
+  }
+
   #onAsk(clientId: string, data: unknown): void {
     const ask = parseAsk(data, this.#config.maxKeyBytes);
     // A client speaks for itself only.
     if (ask === undefined || ask.from !== clientId) return;
+    if (ask.t === 'hot') {
+      this.#fleetReport(ask);
+      return;
+    }
     // Nothing an ask carries may take the refresher down (a respawn loses every flight):
     // a failure here leaves the asker to its own timer.
     try {

@@ -9,6 +9,7 @@ import { closedError, HotshieldError } from '../errors.ts';
 import { counterOfTotalKey } from '../keys/reserved-keys.ts';
 import type { L1Table } from '../l1/index.ts';
 import type { Control } from '../refresher/control.ts';
+import type { HotKeysReport } from '../refresher/hot-report.ts';
 import { FLAG_ABSENT, type Reply } from '../refresher/protocol.ts';
 import { type CodecName, decode } from './codec.ts';
 import { LoaderLeases } from './loader-lease.ts';
@@ -22,6 +23,15 @@ type Write = Extract<Outgoing, { t: 'set' | 'delete' }>;
 
 /** Bound on the keys a thread remembers as being refreshed (cleared when reached). */
 const PENDING_REFRESH_LIMIT = 10_000;
+/** Bound on a thread's fleet hot-set reports waiting for the refresher. */
+const MAX_REPORTS = 64;
+
+interface ReportWait {
+  readonly limit: number;
+  readonly resolve: (report: HotKeysReport) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+}
 
 export class Asks {
   readonly #config: TierConfig;
@@ -33,6 +43,9 @@ export class Asks {
   readonly #leases: LoaderLeases;
   /** Keys whose background refresh was asked for, and when this thread may ask again. */
   readonly #refreshing = new Map<string, number>();
+  /** Fleet hot-set reports asked for (hot-fleet.ts), by id. */
+  readonly #reports = new Map<number, ReportWait>();
+  #nextReport = 1;
   #closed = false;
 
   constructor(config: TierConfig, control: Control, l1: L1Table) {
@@ -101,6 +114,39 @@ export class Asks {
     );
   }
 
+  /** The fleet's hot set, merged by the refresher from every live process's report in Redis. */
+  hotReport(limit: number, timeoutMs: number): Promise<HotKeysReport> {
+    if (this.#closed) return Promise.reject(closedError());
+    if (this.#reports.size >= MAX_REPORTS)
+      return Promise.reject(
+        new HotshieldError(
+          'HS_ERR_QUEUE_FULL',
+          `${MAX_REPORTS} hot-key reports are already being read`,
+        ),
+      );
+    const id = this.#nextReport++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        if (!this.#reports.delete(id)) return;
+        this.#control.add('timeouts');
+        reject(
+          new HotshieldError('HS_ERR_TIMEOUT', `no fleet hot-key report within ${timeoutMs} ms`),
+        );
+      }, timeoutMs);
+      this.#reports.set(id, { limit, resolve, reject, timer });
+      this.#link.post({ t: 'hot', id, limit });
+    });
+  }
+
+  #onReport(reply: Extract<Reply, { t: 'hot' }>): void {
+    const wait = this.#reports.get(reply.id);
+    if (reply.to !== this.#link.clientId || wait === undefined) return;
+    this.#reports.delete(reply.id);
+    clearTimeout(wait.timer);
+    if (reply.report !== undefined) wait.resolve(reply.report);
+    else wait.reject(replyError(reply.code, reply.message));
+  }
+
   /** Fail everything still waiting and leave the refresher (idempotent). */
   close(): void {
     if (this.#closed) return;
@@ -110,11 +156,20 @@ export class Asks {
       if (p.askedLoad || p.loading) this.#link.post({ t: 'release', key: p.key });
     }
     this.#waiters.failAll(closedError());
+    for (const wait of this.#reports.values()) {
+      clearTimeout(wait.timer);
+      wait.reject(closedError());
+    }
+    this.#reports.clear();
     this.#link.close();
   }
 
   #onReply(reply: Exclude<Reply, { t: 'welcome' }>): void {
     if (this.#closed) return;
+    if (reply.t === 'hot') {
+      this.#onReport(reply);
+      return;
+    }
     if (reply.t === 'ack') {
       if (reply.to !== this.#link.clientId) return;
       const error = reply.code === undefined ? undefined : replyError(reply.code, reply.message);
@@ -220,6 +275,8 @@ export class Asks {
     for (const p of this.#waiters.pending()) {
       if (!p.loading) this.#link.post({ t: 'fetch', key: p.key, load: p.askedLoad });
     }
+    // A report is a read: ask the new refresher again.
+    for (const [id, wait] of this.#reports) this.#link.post({ t: 'hot', id, limit: wait.limit });
     this.#waiters.failAcks(
       new HotshieldError(
         'HS_ERR_L2_UNAVAILABLE',

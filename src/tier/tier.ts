@@ -12,13 +12,19 @@ import { closedError, HotshieldError } from '../errors.ts';
 import { counterTotalKey } from '../keys/reserved-keys.ts';
 import { HEAT_KIND, L1Error, L1Table, newRef, ReadMemo, releaseThread } from '../l1/index.ts';
 import { Control } from '../refresher/control.ts';
+import {
+  type HotKeysOptions,
+  type HotKeysReport,
+  hotKeysReport,
+  hotLimitOf,
+  hotScopeOf,
+} from '../refresher/hot-report.ts';
 import { FLAG_ABSENT, FLAG_GONE } from '../refresher/protocol.ts';
 import { exactBytes } from '../refresher/turn-batch.ts';
 import { Asks } from './asks.ts';
 import { type CodecName, codecId, decode, encode } from './codec.ts';
 import { Counter, type CounterPort } from './counter.ts';
 import { HeatCounts, type Tally } from './heat-counts.ts';
-import { type HotKeysOptions, type HotKeysReport, hotKeysReport } from './hot-keys.ts';
 import { checkKey, checkReadKey, checkWritable } from './key-checks.ts';
 import { callDuration, type TierConfig } from './options.ts';
 import type {
@@ -327,13 +333,24 @@ export class Tier {
    * The hot set this process counted over the last window (about 10 s): the `limit`
    * hottest keys by reads a second, with their writes, hit ratio, slot and master; every
    * counter's increments a second; every master's reads and misses a second. Empty with
-   * hotKeys off. Rates count what this process answered (hits and misses alike).
+   * hotKeys off. Rates count what this process answered (hits and misses alike). With
+   * `scope: 'cluster'`, every live process's published hot set, merged (hot-fleet.ts):
+   * asked of the refresher, which reads them from Redis (within `timeout`).
    */
   async hotKeys(options: HotKeysOptions = {}): Promise<HotKeysReport> {
     this.#assertOpen();
+    if (options === null || typeof options !== 'object')
+      throw new HotshieldError(
+        'HS_ERR_OPTION',
+        'hotKeys options must be an object: { limit, scope }',
+      );
+    const limit = hotLimitOf(options.limit);
+    const scope = hotScopeOf(options.scope);
     // What this thread has not flushed yet belongs in the answer.
     this.#heat?.flush();
-    return hotKeysReport(this.#l1.hotKeys(), options);
+    if (scope === 'process') return hotKeysReport(this.#l1.hotKeys(), limit);
+    const timeoutMs = callDuration('timeout', options.timeout, this.#config.requestTimeoutMs, 1);
+    return this.#asks.hotReport(limit, timeoutMs);
   }
 
   stats(): TierStats {

@@ -45,17 +45,29 @@ afterAll(async () => {
 const auth = { authorization: `Bearer ${TOKEN}` };
 const kv = (key: string) => `${gw.url}/v1/kv/${key}`;
 const gets = () => commandCalls(cluster.seeds, 'get');
+/** Refresh-ahead reads (of hot keys) a gateway made so far, from its /metrics. */
+async function refreshesAhead(g: GatewayChild): Promise<number> {
+  const text = (await request(`${g.url}/metrics`)).text;
+  const n = /^hotshield_refresher_refreshes_ahead_total (\d+)/m.exec(text)?.[1];
+  if (n === undefined) throw new Error('no hotshield_refresher_refreshes_ahead_total in /metrics');
+  return Number(n);
+}
 
 describe('reads', () => {
   it('10,000 concurrent requests for one uncached key cost exactly one Redis GET across the HTTP threads', async () => {
     await clusterClient(cluster.seeds).set('g:viral', 'viral value');
     const pool = agent(128);
     const before = await gets();
+    const aheadBefore = await refreshesAhead(gwDefault);
     const url = `${gwDefault.url}/v1/kv/g:viral`;
     const replies = await Promise.all(
       Array.from({ length: 10_000 }, () => request(url, { agent: pool })),
     );
-    expect((await gets()) - before).toBe(1);
+    // One GET for the miss; on a slow machine the burst outlasts the soft TTL's last
+    // second, and the key, hot by then, is refreshed ahead (counted apart).
+    const got = (await gets()) - before;
+    expect(got).toBeGreaterThanOrEqual(1);
+    expect(got).toBeLessThanOrEqual(1 + (await refreshesAhead(gwDefault)) - aheadBefore);
     expect(replies.filter((r) => r.status === 200 && r.text === 'viral value')).toHaveLength(
       10_000,
     );

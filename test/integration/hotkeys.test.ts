@@ -35,7 +35,14 @@ async function masterOf(key: string): Promise<string> {
 
 describe('hot keys', () => {
   it('finds hot keys planted in a Zipf stream over two HTTP threads, with their masters', async () => {
-    const gw = await startGatewayOn(cluster.seeds, ['--threads', '2', '--token', TOKEN]);
+    const gw = await startGatewayOn(cluster.seeds, [
+      '--threads',
+      '2',
+      '--token',
+      TOKEN,
+      '--hot-threshold',
+      '100',
+    ]);
     const redis = clusterClient(cluster.seeds);
     // Three planted keys, one per master (hash tags chosen so), and 2,000 background keys.
     const planted = ['{a}:viral', '{b}:viral', '{c}:viral'];
@@ -95,6 +102,18 @@ describe('hot keys', () => {
     expect(totalReads).toBeGreaterThan(report.keys[0].readsPerSecond);
     // Background keys absent from Redis are misses, counted on their masters.
     expect(report.nodes.reduce((a, n) => a + n.missesPerSecond, 0)).toBeGreaterThan(0);
+    // The gateway said so in its log, with where the heat lands (it looks once a second).
+    await expect
+      .poll(() => gw.logs.find((l) => l.msg === 'key is hot' && l.key === planted[0]), {
+        timeout: 3000,
+        interval: 100,
+      })
+      .toMatchObject({
+        level: 40,
+        node: masters[0],
+        slot: calculateSlot(planted[0]),
+        threshold: 100,
+      });
     await gw.stop();
   }, 60_000);
 
@@ -184,7 +203,7 @@ describe('hot keys', () => {
 
 describe('refresh-ahead', () => {
   it('a hot key is refreshed before it turns stale: no stale hit, no miss while hot', async () => {
-    // A 2 s soft TTL: refreshes start 1 s to 250 ms before it runs out, slack for a busy CI.
+    // A 2 s soft TTL: refreshes start 500 to 125 ms before it runs out.
     const options = { softTtl: '2s', coherence: false, hotThreshold: 100, codec: 'utf8' } as const;
     const hot = await makeTier(options);
     const cold = await makeTier({ ...options, hotKeys: false });
@@ -212,4 +231,64 @@ describe('refresh-ahead', () => {
     expect(ahead).toBeGreaterThanOrEqual(3);
     expect(ahead).toBeLessThanOrEqual(6);
   }, 30_000);
+});
+
+describe('the fleet hot set', () => {
+  it("scope=cluster merges every live gateway process: each sees the other's hot keys", async () => {
+    const [a, b] = await Promise.all([
+      startGatewayOn(cluster.seeds, ['--threads', '1', '--token', TOKEN]),
+      startGatewayOn(cluster.seeds, ['--threads', '1', '--token', TOKEN]),
+    ]);
+    const redis = clusterClient(cluster.seeds);
+    await Promise.all(['fleet:a', 'fleet:b', 'fleet:both'].map((k) => redis.set(k, 'v')));
+    const hammer = async (url: string, keys: string[], n: number) => {
+      const http = agent(4);
+      for (let i = 0; i < n; i++)
+        await request(`${url}/v1/kv/${keys[i % keys.length]}`, { agent: http });
+    };
+    await Promise.all([
+      hammer(a.url, ['fleet:a', 'fleet:both'], 1200),
+      hammer(b.url, ['fleet:b', 'fleet:both'], 1200),
+    ]);
+    const report = async (url: string, scope: string) => {
+      const r = await request(`${url}/v1/hotkeys?scope=${scope}&limit=50`, { headers: auth });
+      expect(r.status).toBe(200);
+      return JSON.parse(r.text) as HotKeysReport;
+    };
+    // Each process publishes once a second: both reports are in Redis within about two.
+    await expect
+      .poll(async () => (await report(a.url, 'cluster')).processes, {
+        timeout: 5000,
+        interval: 200,
+      })
+      .toBeGreaterThanOrEqual(2);
+    // Reports are up to a second old: let both publish once more after the load.
+    await new Promise((r) => setTimeout(r, 1500));
+    const fleet = await report(a.url, 'cluster');
+    const local = await report(a.url, 'process');
+    const localB = await report(b.url, 'process');
+    const names = (r: HotKeysReport) => r.keys.map((k) => k.key);
+    expect(names(local)).toContain('fleet:a');
+    expect(names(local)).not.toContain('fleet:b');
+    expect(names(fleet)).toEqual(expect.arrayContaining(['fleet:a', 'fleet:b', 'fleet:both']));
+    // Both processes read the shared key: the fleet's rate is about the sum of theirs (the
+    // reports and these answers are up to a second apart, and rates fall once load stops).
+    const both = (r: HotKeysReport) =>
+      r.keys.find((k) => k.key === 'fleet:both')?.readsPerSecond ?? 0;
+    expect(both(fleet)).toBeGreaterThan(1.2 * Math.max(both(local), both(localB)));
+    expect(fleet.nodes.length).toBe(3);
+    // The guard holds for the fleet too, and a bad scope is refused.
+    expect((await request(`${a.url}/v1/hotkeys?scope=cluster`)).status).toBe(401);
+    const bad = await request(`${a.url}/v1/hotkeys?scope=galaxy`, { headers: auth });
+    expect(bad.status).toBe(400);
+    // A process that stops publishing leaves the fleet within the reports' TTL.
+    await b.stop();
+    await expect
+      .poll(async () => (await report(a.url, 'cluster')).processes, {
+        timeout: 10_000,
+        interval: 500,
+      })
+      .toBe(1);
+    await a.stop();
+  }, 60_000);
 });

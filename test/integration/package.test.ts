@@ -127,6 +127,9 @@ describe('the packed package', () => {
     expect(files).toContain('package/dist/workers/http-thread.js');
     expect(files).toContain('package/dist/src/cli/main.js');
     expect(files).toContain('package/bin/hotshield.js');
+    // The live hot-key page's own files (uPlot comes with the dependencies).
+    expect(files).toContain('package/dashboard/index.html');
+    expect(files).toContain('package/dashboard/dashboard.js');
     expect(
       files.filter((f) => /^package\/(src|workers|test|bench|node_modules)\//.test(f)),
     ).toEqual([]);
@@ -158,4 +161,39 @@ describe('the packed package', () => {
     expect(stdout).toMatch(/^Usage: hotshield/);
     expect(stdout).toContain('HOTSHIELD_SOFT_TTL');
   });
+
+  it('the installed gateway serves its dashboard, uPlot included, from the package', async () => {
+    const bin = path.join(app, 'node_modules', '.bin', 'hotshield');
+    const { spawn } = await import('node:child_process');
+    const { freePort } = await import('../fixtures/gateway/gateway-process.ts');
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [bin, '--redis', inject('redisSeeds'), '--port', String(port), '--threads', '1'],
+      {
+        cwd: app,
+        env: cleanEnv({ HOTSHIELD_LOG_FORMAT: 'json' }),
+        stdio: 'ignore',
+        detached: true,
+      },
+    );
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      let page: Response | undefined;
+      const end = Date.now() + 30_000;
+      while (page === undefined && Date.now() < end) {
+        page = await fetch(`${url}/dashboard`).catch(() => undefined);
+        if (page === undefined) await new Promise((r) => setTimeout(r, 200));
+      }
+      expect(page?.status).toBe(200);
+      expect(await page?.text()).toContain('/dashboard/dashboard.js');
+      const uplot = await fetch(`${url}/dashboard/uPlot.iife.min.js`);
+      expect(uplot.status).toBe(200);
+      expect(await uplot.text()).toContain('uPlot');
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      if (child.pid !== undefined) process.kill(-child.pid, 'SIGTERM');
+      await exited;
+    }
+  }, 60_000);
 });
