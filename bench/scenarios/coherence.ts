@@ -22,10 +22,11 @@
 import { Agent, request } from 'node:http';
 import { snapshot } from '../lib/cluster-stats.ts';
 import { type Running, startContender } from '../lib/contenders.ts';
-import { type Measurement, measure, runLoad } from '../lib/http-measure.ts';
+import { runLoad } from '../lib/http-measure.ts';
 import { formatRate, formatRatio, markdownTable, progress } from '../lib/report.ts';
 import { percentile } from '../lib/soak-load.ts';
 import { median, met, type ScenarioOutcome, type Suite } from '../lib/suite.ts';
+import { switchCost } from '../lib/switch-cost.ts';
 
 const KEY = 'bench:coh:hot';
 const PATH = `/v1/kv/${KEY}`;
@@ -405,35 +406,12 @@ async function hitPathCost(
   base: { seeds: string; softTtlMs: number; bodyBytes: number; l1Bytes: number },
 ): Promise<{ on: number; off: number; ons: number[]; offs: number[] }> {
   await suite.redis.set(KEY, valueNumbered(0));
-  const ons: number[] = [];
-  const offs: number[] = [];
-  for (let round = 0; round < suite.rounds; round++) {
-    for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
-      const pod = await startContender('hotshield', {
-        ...base,
-        threads: suite.threads,
-        extraArgs: ['--coherence', on ? 'on' : 'off'],
-      });
-      try {
-        const m: Measurement = await measure({
-          label: `coherence hit path (${on ? 'on' : 'off'})`,
-          serverPids: [pod.pid],
-          redisPorts: suite.redisPorts,
-          spec: {
-            urls: [pod.url('/')],
-            tool: suite.loadgens.includes('wrk') ? 'wrk' : 'autocannon',
-            connections: suite.connections,
-            pipelining: 1,
-            seconds: suite.seconds,
-            path: PATH,
-          },
-          progress,
-        });
-        (on ? ons : offs).push(m.requestsPerSecond);
-      } finally {
-        await pod.stop();
-      }
-    }
-  }
+  const runs = await switchCost(suite, base, {
+    flag: '--coherence',
+    path: PATH,
+    label: 'coherence hit path',
+  });
+  const ons = runs.on.map((m) => m.requestsPerSecond);
+  const offs = runs.off.map((m) => m.requestsPerSecond);
   return { on: median(ons), off: median(offs), ons, offs };
 }

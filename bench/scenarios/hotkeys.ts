@@ -24,9 +24,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createTier, type HotKeysReport, type Tier } from '../../src/tier/index.ts';
 import { startContender } from '../lib/contenders.ts';
 import { type AccuracyCell, heatAccuracy } from '../lib/heat-accuracy.ts';
-import { type Measurement, measure, runLoad } from '../lib/http-measure.ts';
+import { runLoad } from '../lib/http-measure.ts';
 import { formatRate, formatRatio, markdownTable, progress } from '../lib/report.ts';
 import { median, met, type ScenarioOutcome, type Suite, storeKeys } from '../lib/suite.ts';
+import { switchCost } from '../lib/switch-cost.ts';
 
 const HOT = 'bench:hk:hot';
 const ZIPF_KEYS = 100_000;
@@ -118,36 +119,11 @@ async function overhead(
   suite: Suite,
   base: { seeds: string; softTtlMs: number; bodyBytes: number; l1Bytes: number },
 ) {
-  const runs: Record<'on' | 'off', Measurement[]> = { on: [], off: [] };
-  for (let round = 0; round < suite.rounds; round++) {
-    for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
-      const pod = await startContender('hotshield', {
-        ...base,
-        threads: suite.threads,
-        extraArgs: ['--hot-keys', on ? 'on' : 'off'],
-      });
-      try {
-        runs[on ? 'on' : 'off'].push(
-          await measure({
-            label: `hotkeys hit path (${on ? 'on' : 'off'})`,
-            serverPids: [pod.pid],
-            redisPorts: suite.redisPorts,
-            spec: {
-              urls: [pod.url('/')],
-              tool: suite.loadgens.includes('wrk') ? 'wrk' : 'autocannon',
-              connections: suite.connections,
-              pipelining: 1,
-              seconds: suite.seconds,
-              path: `/v1/kv/${HOT}`,
-            },
-            progress,
-          }),
-        );
-      } finally {
-        await pod.stop();
-      }
-    }
-  }
+  const runs = await switchCost(suite, base, {
+    flag: '--hot-keys',
+    path: `/v1/kv/${HOT}`,
+    label: 'hotkeys hit path',
+  });
   const rate = (side: 'on' | 'off') => median(runs[side].map((m) => m.requestsPerSecond));
   const cpu = (side: 'on' | 'off') => median(runs[side].map((m) => m.serverCpuPerRequestUs));
   return { runs, on: rate('on'), off: rate('off'), cpuOn: cpu('on'), cpuOff: cpu('off') };

@@ -83,23 +83,33 @@ export function findRecord(h: HeatViews, hash: number): number {
 }
 
 /**
- * Count `n` events of `kind` for the key in `key` (its first `len` bytes; `hash` is its
- * table hash) whose Redis Cluster slot is `slot`. `nowMs`: the table clock.
+ * One event to count: `n` of `kind` for the key in `key` (its first `len` bytes; `hash`
+ * is its table hash) whose Redis Cluster slot is `slot`, at `nowMs` on the table clock.
+ * A thread fills one and reuses it: counting allocates nothing.
  */
-export function recordHeat(
-  h: HeatViews,
-  key: KeyBytes,
-  len: number,
-  hash: number,
-  slot: number,
-  kind: HeatKind,
-  n: number,
-  nowMs: number,
-  seed0: number,
-  seed1: number,
-): void {
+export interface HeatEvent {
+  key: KeyBytes;
+  len: number;
+  hash: number;
+  slot: number;
+  kind: HeatKind;
+  n: number;
+  nowMs: number;
+}
+
+/** The table's heat views and hash seeds. */
+export interface HeatTable {
+  readonly heat: HeatViews;
+  readonly seed0: number;
+  readonly seed1: number;
+}
+
+/** Count one event (see HeatEvent). */
+export function recordHeat(t: HeatTable, e: HeatEvent): void {
+  const h = t.heat;
+  const { hash, n, kind } = e;
   if (kind !== HEAT_KIND.WRITE) {
-    const row = h.slotMap[slot & (HEAT.SLOTS - 1)] * NODE_WORDS;
+    const row = h.slotMap[e.slot & (HEAT.SLOTS - 1)] * NODE_WORDS;
     Atomics.add(h.nodes, row + HN.READS, n);
     if (kind === HEAT_KIND.MISS) Atomics.add(h.nodes, row + HN.MISSES, n);
   }
@@ -110,22 +120,12 @@ export function recordHeat(
   }
   const a = Atomics.add(h.sketch, sketchIndex0(hash), n) + n;
   const b = Atomics.add(h.sketch, sketchIndex1(hash), n) + n;
-  if (Math.min(a, b) >= Atomics.load(h.header, HW.ADMIT))
-    claimRecord(h, key, len, hash, slot, kind, n, nowMs, seed0, seed1);
+  if (Math.min(a, b) >= Atomics.load(h.header, HW.ADMIT)) claimRecord(t, e);
 }
 
-function claimRecord(
-  h: HeatViews,
-  key: KeyBytes,
-  len: number,
-  hash: number,
-  slot: number,
-  kind: HeatKind,
-  n: number,
-  nowMs: number,
-  seed0: number,
-  seed1: number,
-): void {
+function claimRecord(t: HeatTable, e: HeatEvent): void {
+  const h = t.heat;
+  const { key, len, hash, slot, kind, n, nowMs } = e;
   const rec = h.records;
   const base = recordBase(hash);
   for (let i = 0; i < HEAT.PROBE; i++) {
@@ -141,7 +141,7 @@ function claimRecord(
     rec[w + HR.STORED_LEN] = stored;
     rec[w + HR.SLOT] = slot;
     rec[w + HR.CLAIMED_AT] = nowMs | 0;
-    rec[w + HR.STORED_HASH] = stored === len ? hash : halfSipHash(key, stored, seed0, seed1);
+    rec[w + HR.STORED_HASH] = stored === len ? hash : halfSipHash(key, stored, t.seed0, t.seed1);
     h.recordsU8.set(key.bytes.subarray(0, stored), r * HEAT.RECORD_BYTES + HR_KEY_BYTE);
     // The claim is its window's start: counts from zero, at the claim.
     rec[w + HR.FLIP] = 0;

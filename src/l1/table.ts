@@ -30,6 +30,8 @@ import { halfSipHash } from './hash.ts';
 import {
   type CounterCount,
   counterWindow,
+  type HeatEvent,
+  type HeatTable,
   type HotKeyCount,
   type NodeCount,
   readHotKeys,
@@ -137,6 +139,8 @@ export class L1Table {
   /** The key bytes (in #scratch) and hash of the last get: for heatLast. */
   #lastLen = 0;
   #lastHash = 0;
+  /** The one heat event this thread fills and counts (heat.ts: no allocation per event). */
+  readonly #event: HeatEvent;
   /** Counter cells never move, so a thread remembers where each name lives. */
   readonly #counterCells = new Map<string, number>();
   #closed = false;
@@ -148,6 +152,7 @@ export class L1Table {
     this.#scratch = keyScratch(Math.max(this.#layout.maxKeyBytes, MAX_COUNTER_NAME_BYTES));
     this.#reg = this.#v.registry;
     this.#line = claimReaderLine(this.#v, threadId);
+    this.#event = { key: this.#scratch, len: 0, hash: 0, slot: 0, kind: 0, n: 0, nowMs: 0 };
   }
 
   /** Attach to a table created by `createL1` (in this or any other thread). */
@@ -299,13 +304,10 @@ export class L1Table {
    * hotKeys off.
    */
   heat(key: string, slot: number, kind: HeatKind, n = 1): void {
-    const h = this.#v.heat;
-    if (h === undefined) return;
+    if (this.#v.heat === undefined) return;
     if (this.#closed) throw new L1Error('HS_ERR_L1_CLOSED', 'this L1Table is closed');
-    const v = this.#v;
     const len = encodeKey(key, this.#scratch, this.#layout.maxKeyBytes, 'key');
-    const hash = halfSipHash(this.#scratch, len, v.seed0, v.seed1);
-    recordHeat(h, this.#scratch, len, hash, slot, kind, n, this.#clock.now(), v.seed0, v.seed1);
+    this.#count(len, halfSipHash(this.#scratch, len, this.#v.seed0, this.#v.seed1), slot, kind, n);
   }
 
   /**
@@ -313,22 +315,19 @@ export class L1Table {
    * hand: call it right after that get, before any other call on this table.
    */
   heatLast(slot: number, kind: HeatKind): void {
-    const h = this.#v.heat;
-    if (h === undefined || this.#lastLen === 0) return;
-    const v = this.#v;
-    const now = this.#clock.now();
-    recordHeat(
-      h,
-      this.#scratch,
-      this.#lastLen,
-      this.#lastHash,
-      slot,
-      kind,
-      1,
-      now,
-      v.seed0,
-      v.seed1,
-    );
+    if (this.#v.heat === undefined || this.#lastLen === 0) return;
+    this.#count(this.#lastLen, this.#lastHash, slot, kind, 1);
+  }
+
+  #count(len: number, hash: number, slot: number, kind: HeatKind, n: number): void {
+    const e = this.#event;
+    e.len = len;
+    e.hash = hash;
+    e.slot = slot;
+    e.kind = kind;
+    e.n = n;
+    e.nowMs = this.#clock.now();
+    recordHeat(this.#v as HeatTable, e);
   }
 
   /**

@@ -122,4 +122,19 @@ describe('parseAsk', () => {
       }),
     );
   });
+
+  it('a fleet hot-set ask (no key) is taken with an id and a limit in range, and nothing more', () => {
+    const ok = { t: 'hot', id: 3, from: 'c1', limit: 10 };
+    expect(parseAsk(ok, 64)).toEqual(ok);
+    expect(parseAsk({ ...ok, extra: 'dropped', key: 'k' }, 64)).toEqual(ok);
+    for (const bad of [
+      { ...ok, limit: 0 },
+      { ...ok, limit: 513 },
+      { ...ok, limit: 1.5 },
+      { ...ok, id: -1 },
+      { ...ok, from: 7 },
+      { t: 'hot', from: 'c1', limit: 10 },
+    ])
+      expect(parseAsk(bad, 64), JSON.stringify(bad)).toBeUndefined();
+  });
 });
