@@ -11,6 +11,10 @@
  * /v1/hotkeys?limit=512 every 50 ms: the time until the key is listed, and until its
  * reads a second are at least 1,000. One jump per round.
  *
+ * Refresh-ahead: the hot key under load for a run with hot keys on (refreshed ahead)
+ * and off, while a prober reads it one request after another: its STALE and MISS
+ * answers (x-cache), and Redis GETs of the key per soft TTL.
+ *
  * Overhead: the hot key's hit path with --hot-keys on against off, rotated rounds, the
  * throughput and the server's CPU per request. On this VM that is noise-bound (±10 %
  * between runs of one build), so the same path is also timed in-process, where a few
@@ -24,7 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createTier, type HotKeysReport, type Tier } from '../../src/tier/index.ts';
 import { startContender } from '../lib/contenders.ts';
 import { type AccuracyCell, heatAccuracy } from '../lib/heat-accuracy.ts';
-import { runLoad } from '../lib/http-measure.ts';
+import { measure, runLoad } from '../lib/http-measure.ts';
 import { formatRate, formatRatio, markdownTable, progress } from '../lib/report.ts';
 import { median, met, type ScenarioOutcome, type Suite, storeKeys } from '../lib/suite.ts';
 import { switchCost } from '../lib/switch-cost.ts';
@@ -129,6 +133,79 @@ async function overhead(
   return { runs, on: rate('on'), off: rate('off'), cpuOn: cpu('on'), cpuOff: cpu('off') };
 }
 
+interface AheadRun {
+  on: boolean;
+  probes: number;
+  stale: number;
+  miss: number;
+  getsPerSoftTtl: number;
+}
+
+/** Refresh-ahead's effect: the prober's STALE/MISS answers and the key's GETs, on and off. */
+async function refreshAheadEffect(
+  suite: Suite,
+  base: { seeds: string; softTtlMs: number; bodyBytes: number; l1Bytes: number },
+): Promise<AheadRun[]> {
+  const out: AheadRun[] = [];
+  for (let round = 0; round < suite.rounds; round++) {
+    for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
+      const pod = await startContender('hotshield', {
+        ...base,
+        threads: suite.threads,
+        extraArgs: ['--hot-keys', on ? 'on' : 'off'],
+      });
+      try {
+        const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+        // The first read, a miss, before the measured run.
+        await get(agent, pod.port, `/v1/kv/${HOT}`);
+        let stop = false;
+        const seen = { probes: 0, stale: 0, miss: 0 };
+        const prober = (async () => {
+          while (!stop) {
+            const r = await new Promise<string | undefined>((resolve) => {
+              const req = request(
+                { host: '127.0.0.1', port: pod.port, path: `/v1/kv/${HOT}`, agent },
+                (res) => {
+                  res.resume();
+                  res.once('end', () => resolve(String(res.headers['x-cache'])));
+                },
+              );
+              req.once('error', () => resolve(undefined));
+              req.end();
+            });
+            seen.probes++;
+            if (r === 'STALE') seen.stale++;
+            if (r === 'MISS') seen.miss++;
+          }
+        })();
+        const m = await measure({
+          label: `hotkeys refresh-ahead (${on ? 'on' : 'off'})`,
+          serverPids: [pod.pid],
+          redisPorts: suite.redisPorts,
+          spec: {
+            urls: [pod.url('/')],
+            tool: suite.loadgens.includes('wrk') ? 'wrk' : 'autocannon',
+            connections: Math.max(2, suite.connections / 2),
+            pipelining: 1,
+            seconds: Math.max(suite.seconds, 9),
+            path: `/v1/kv/${HOT}`,
+          },
+          progress,
+        });
+        stop = true;
+        await prober;
+        agent.destroy();
+        const gets = m.redis.reduce((a, n) => a + n.gets, 0);
+        const ttls = (m.seconds * 1000) / base.softTtlMs;
+        out.push({ on, ...seen, getsPerSoftTtl: gets / ttls });
+      } finally {
+        await pod.stop();
+      }
+    }
+  }
+  return out;
+}
+
 /** ns per `tier.peek` hit of one hot key, hot keys on and off, alternating runs. */
 async function inProcessHitCost(suite: Suite, runs: number) {
   const common = {
@@ -207,6 +284,8 @@ export async function hotkeys(suite: Suite): Promise<ScenarioOutcome> {
   } finally {
     await pod.stop();
   }
+  progress('hotkeys refresh-ahead');
+  const ahead = await refreshAheadEffect(suite, base);
   const cost = await overhead(suite, base);
   progress('hotkeys overhead, in-process');
   const inProcess = await inProcessHitCost(suite, suite.quick ? 20 : 60);
@@ -218,9 +297,13 @@ export async function hotkeys(suite: Suite): Promise<ScenarioOutcome> {
   const err = worst((c) => c.rateErrorMax, false);
   const slowest = Math.max(...detections.map((d) => d.rateMs ?? Number.POSITIVE_INFINITY));
   const ratio = cost.on / cost.off;
+  const aheadOn = ahead.filter((a) => a.on);
+  const aheadOff = ahead.filter((a) => !a.on);
+  const sum = (xs: AheadRun[], f: (a: AheadRun) => number) => xs.reduce((n, a) => n + f(a), 0);
   const goals = [
     `hotkeys accuracy: worst top-10 precision ${p10.toFixed(2)}, top-100 ${p100.toFixed(2)} (goal ≥ 0.9: ${met(p10 >= 0.9 && p100 >= 0.9)}); worst rate error of a top-10 key ${pct(err)} (goal ≤ 10 %: ${met(err <= 0.1)})`,
     `hotkeys detection: a key jumping to ${JUMP_RATE}/s is listed after ${detections.map((d) => msOf(d.listedMs)).join(', ')} and at ≥ ${THRESHOLD}/s after ${detections.map((d) => msOf(d.rateMs)).join(', ')} (goal ≤ 2 s: ${met(slowest <= 2000)})`,
+    `hotkeys refresh-ahead: the prober's STALE/MISS answers on the hot key ${sum(aheadOn, (a) => a.stale)}/${sum(aheadOn, (a) => a.miss)} of ${sum(aheadOn, (a) => a.probes)} with it, ${sum(aheadOff, (a) => a.stale)}/${sum(aheadOff, (a) => a.miss)} of ${sum(aheadOff, (a) => a.probes)} without; Redis GETs per soft TTL ${aheadOn.map((a) => a.getsPerSoftTtl.toFixed(2)).join(', ')} with, ${aheadOff.map((a) => a.getsPerSoftTtl.toFixed(2)).join(', ')} without (goal: no stale or miss while hot: ${met(sum(aheadOn, (a) => a.stale + a.miss) === 0)})`,
     `hotkeys overhead: hot key through the gateway with hot keys on ${formatRate(cost.on)} req/s, off ${formatRate(cost.off)} req/s = ${formatRatio(ratio)}, CPU per request ${cost.cpuOn.toFixed(1)} against ${cost.cpuOff.toFixed(1)} µs (this VM's noise: ±10 %); in-process hit ${inProcess.nsOn.toFixed(1)} ns on, ${inProcess.nsOff.toFixed(1)} ns off = ${formatRatio(inProcess.ratio)} (goal ≥ 0.97×, in-process, where it resolves: ${met(inProcess.ratio >= 0.97)})`,
   ];
   return {
@@ -231,6 +314,7 @@ export async function hotkeys(suite: Suite): Promise<ScenarioOutcome> {
       detections,
       overhead: cost,
       inProcess,
+      refreshAhead: ahead,
     },
     report:
       `### hotkeys: accuracy against exact counts (Zipf traces at 100,000 events/s, ${seconds} s each), detection latency, hit-path cost\n\n` +
@@ -255,6 +339,7 @@ export async function hotkeys(suite: Suite): Promise<ScenarioOutcome> {
         ]),
       ) +
       `\n\nDetection (a new key at ${JUMP_RATE}/s under a Zipf load over ${ZIPF_KEYS} keys; sent ${detections.map((d) => d.sentPerSecond.toFixed(0)).join(', ')}/s): listed after ${detections.map((d) => msOf(d.listedMs)).join(', ')}; at ≥ ${THRESHOLD}/s after ${detections.map((d) => msOf(d.rateMs)).join(', ')}.\n\n` +
+      `Refresh-ahead (hot key under load, soft TTL ${base.softTtlMs / 1000} s, a prober reading it one request after another): ${ahead.map((a) => `${a.on ? 'on' : 'off'} ${a.stale} stale + ${a.miss} miss of ${a.probes}, ${a.getsPerSoftTtl.toFixed(2)} GETs per soft TTL`).join('; ')}.\n\n` +
       `Hit path, hot key, ${suite.rounds} rotated rounds: hot keys on ${cost.runs.on.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s; off ${cost.runs.off.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s (medians ${formatRatio(ratio)}); server CPU per request ${cost.cpuOn.toFixed(1)} µs on, ${cost.cpuOff.toFixed(1)} µs off. In-process, \`tier.peek\` of the hot key (median of ${inProcess.runs} alternating runs of 200,000): ${inProcess.nsOn.toFixed(1)} ns with hot keys on, ${inProcess.nsOff.toFixed(1)} ns off (${formatRatio(inProcess.ratio)}).`,
     goals,
   };

@@ -68,6 +68,18 @@ const number = new Intl.NumberFormat('en-US', {
   minimumFractionDigits: 1,
 });
 const rate = (x: number) => number.format(x);
+/**
+ * A key (anyone's bytes) made safe for a terminal: control characters, which could move
+ * the cursor, retitle the window or write the clipboard (OSC 52), shown as \xNN.
+ */
+export function printable(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    out += c < 0x20 || (c >= 0x7f && c <= 0x9f) ? `\\x${c.toString(16).padStart(2, '0')}` : ch;
+  }
+  return out;
+}
 const clip = (s: string, width: number) =>
   s.length > width ? `${s.slice(0, Math.max(0, width - 1))}…` : s.padEnd(width);
 const right = (s: string, width: number) => s.padStart(width);
@@ -84,8 +96,8 @@ export function renderTop(
   lines.push(clip(`hotshield top — ${o.url} (${o.scope}) — ${time} — q quits`, width));
   const r = state.report;
   if (state.error !== undefined || r === undefined) {
-    lines.push(clip(state.error ?? 'waiting for the first answer…', width));
-    return lines;
+    lines.push(clip(printable(state.error ?? 'waiting for the first answer…'), width));
+    return lines.map((l) => l.trimEnd());
   }
   const processes = r.processes === undefined ? '' : `, ${r.processes} process(es)`;
   lines.push(clip(`rates a second over the last ${r.windowSeconds} s${processes}`, width));
@@ -99,7 +111,7 @@ export function renderTop(
   for (const k of r.keys.slice(0, budget)) {
     const hit = k.hitRatio === null ? '–' : (k.hitRatio * 100).toFixed(2);
     lines.push(
-      `${clip(k.key + (k.truncated ? '…' : ''), keyWidth)} ${right(rate(k.readsPerSecond), 12)}${right(rate(k.writesPerSecond), 12)}${right(hit, 8)}  ${clip(k.node ?? '?', nodeWidth)}`,
+      `${clip(printable(k.key) + (k.truncated ? '…' : ''), keyWidth)} ${right(rate(k.readsPerSecond), 12)}${right(rate(k.writesPerSecond), 12)}${right(hit, 8)}  ${clip(printable(k.node ?? '?'), nodeWidth)}`,
     );
   }
   if (r.keys.length === 0) lines.push('(no key counted yet)');
@@ -113,14 +125,14 @@ export function renderTop(
     const filled = Math.round((n.readsPerSecond / top) * barWidth);
     const bar = '█'.repeat(filled) + '░'.repeat(barWidth - filled);
     lines.push(
-      `${clip(n.node, nodeWidth)} ${bar} ${right(rate(n.readsPerSecond), 12)}${right(rate(n.missesPerSecond), 12)}`,
+      `${clip(printable(n.node), nodeWidth)} ${bar} ${right(rate(n.readsPerSecond), 12)}${right(rate(n.missesPerSecond), 12)}`,
     );
   }
   if (r.counters.length > 0) {
     lines.push('');
     lines.push(`${clip('COUNTER', keyWidth)} ${right('INCR/S', 12)}`);
     for (const c of r.counters.slice(0, 3))
-      lines.push(`${clip(c.name, keyWidth)} ${right(rate(c.incrementsPerSecond), 12)}`);
+      lines.push(`${clip(printable(c.name), keyWidth)} ${right(rate(c.incrementsPerSecond), 12)}`);
   }
   return lines.slice(0, height).map((l) => clip(l, width).trimEnd());
 }

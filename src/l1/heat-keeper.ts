@@ -34,6 +34,7 @@ import {
   RECORD_WORDS,
   recordKey,
   stateOf,
+  tagOf,
 } from './heat.ts';
 import { keyScratch } from './key-bytes.ts';
 import {
@@ -54,6 +55,12 @@ import type { HeatViews, Views } from './views.ts';
 /** Snapshot: table-clock ms (mod 2^32) then the cumulative counts. */
 type Snap = number[];
 
+/** A record kept this tick: its rate (events a second) and its events over the window. */
+interface Kept {
+  readonly rate: number;
+  readonly events: number;
+}
+
 interface Tracked {
   /** The record's STATE word when this history began: a new claim is a new history. */
   readonly state: number;
@@ -63,7 +70,8 @@ interface Tracked {
 const HIGH_WATER = Math.floor(HEAT.RECORDS * 0.75);
 const LOW_WATER = Math.floor(HEAT.RECORDS * 0.6);
 /** Events a second: a record's rate over its window. */
-const perSecond = (events: number, ms: number): number => (ms <= 0 ? 0 : (events * 1000) / ms);
+/** Over at least a second: a record claimed 5 ms before a tick with a batch of 1,000 is not at 200,000/s. */
+const perSecond = (events: number, ms: number): number => (events * 1000) / Math.max(ms, 1000);
 
 /** Who owns each Redis Cluster slot: an array of 16384 `host:port` (or undefined), or one name for all. */
 export type SlotOwners = ReadonlyArray<string | undefined> | string;
@@ -112,6 +120,8 @@ export class HeatKeeper {
     this.#v = v;
     this.#h = h;
     for (let row = 1; row < HEAT.NODES; row++) {
+      // An odd seq: a keeper died renaming the row; it is free for the next name.
+      if ((Atomics.load(h.nodes, row * NODE_WORDS + HN.SEQ) & 1) === 1) continue;
       const name = this.#rowName(row);
       if (name !== undefined) this.#rows.set(name, row);
     }
@@ -121,23 +131,34 @@ export class HeatKeeper {
   tick(nowMs: number, owners?: SlotOwners): void {
     const now = nowMs | 0;
     if (owners !== undefined) this.#mapSlots(owners, now);
-    const rates = this.#windows(now);
-    this.#prune(rates, now);
-    this.#setBar(rates);
+    const kept = this.#windows(now);
+    this.#prune(kept, now);
+    this.#setBar(kept);
     this.#decaySketch();
     this.#nodeWindows(now);
     this.#counterWindows(now);
     Atomics.add(this.#h.header, HW.TICKS, 1);
   }
 
-  /** Publish every READY record's window; returns the rates (events/s) of the records kept. */
-  #windows(now: number): Map<number, number> {
+  /**
+   * Publish every READY record's window; returns the records kept, with their rate
+   * (events a second over at least a second) and their events in the window.
+   */
+  #windows(now: number): Map<number, Kept> {
     const rec = this.#h.records;
-    const rates = new Map<number, number>();
+    const tags = this.#h.tags;
+    const kept = new Map<number, Kept>();
     for (let r = 0; r < HEAT.RECORDS; r++) {
       const w = r * RECORD_WORDS;
+      const tag = Atomics.load(tags, r);
       const st = Atomics.load(rec, w + HR.STATE);
       const state = stateOf(st);
+      if (state !== RECORD_STATE.READY) {
+        this.#records.delete(r);
+        // A tag on a record that is not READY is a leftover (a claimer that died between
+        // its tag and its re-check): it would send that key's events nowhere.
+        if (tag !== 0) Atomics.compareExchange(tags, r, tag, 0);
+      }
       if (state !== RECORD_STATE.CLAIMING) this.#claiming.delete(r);
       if (state === RECORD_STATE.CLAIMING) {
         // Seen claiming a tick ago too: its claimer died (or stalls) mid-claim.
@@ -147,17 +168,19 @@ export class HeatKeeper {
         } else this.#claiming.set(r, st);
         continue;
       }
-      if (state !== RECORD_STATE.READY) {
-        this.#records.delete(r);
+      if (state !== RECORD_STATE.READY) continue;
+      // Checked every tick, not only when first seen: a stalled claimer's late writes can
+      // land on a record claimed since (its key, or its counts zeroed under the base).
+      const seed = this.#v;
+      const intact =
+        (tag === 0 || tag === tagOf(rec[w + HR.HASH])) &&
+        recordKey(this.#h, r, seed.seed0, seed.seed1, this.#scratch) !== undefined;
+      if (!intact) {
+        this.#free(r, st);
         continue;
       }
       let tracked = this.#records.get(r);
       if (tracked === undefined || tracked.state !== st) {
-        const seed = this.#v;
-        if (recordKey(this.#h, r, seed.seed0, seed.seed1, this.#scratch) === undefined) {
-          this.#free(r, st);
-          continue;
-        }
         tracked = {
           state: st,
           snaps: [publishedBase(rec, w + HR.FLIP, w + HR.BASE, HEAT_KINDS + 1)],
@@ -169,54 +192,66 @@ export class HeatKeeper {
       tracked.snaps.push(snap);
       trim(tracked.snaps, now);
       const base = tracked.snaps[0];
-      publish(rec, w + HR.FLIP, w + HR.BASE, HEAT_KINDS + 1, base);
       let events = 0;
-      for (let k = 1; k <= HEAT_KINDS; k++) events += (snap[k] - base[k]) >>> 0;
+      let backwards = false;
+      for (let k = 1; k <= HEAT_KINDS; k++) {
+        const d = (snap[k] - base[k]) | 0;
+        if (d < 0) backwards = true;
+        events += d;
+      }
+      // Counts under the base: zeroed by a late claimer; the window starts again here.
+      if (backwards) {
+        tracked.snaps.splice(0, tracked.snaps.length, snap);
+        publish(rec, w + HR.FLIP, w + HR.BASE, HEAT_KINDS + 1, snap);
+        kept.set(r, { rate: 0, events: 0 });
+        continue;
+      }
+      publish(rec, w + HR.FLIP, w + HR.BASE, HEAT_KINDS + 1, base);
       const ms = msSince(now, base[0]);
       // Idle for a whole window: nothing to show, room for another key.
       if (events === 0 && ms >= HEAT_WINDOW_MS) {
         this.#free(r, st);
         continue;
       }
-      rates.set(r, perSecond(events, ms));
+      kept.set(r, { rate: perSecond(events, ms), events });
     }
-    return rates;
+    return kept;
   }
 
-  /** Duplicates keep their busier record; past the high water the coldest go. */
-  #prune(rates: Map<number, number>, now: number): void {
+  /** Duplicates keep the record with more events; past the high water the coldest go. */
+  #prune(kept: Map<number, Kept>, now: number): void {
     const rec = this.#h.records;
     const byHash = new Map<number, number>();
-    for (const [r, rate] of rates) {
+    for (const [r, k] of kept) {
       const hash = rec[r * RECORD_WORDS + HR.HASH];
       const other = byHash.get(hash);
       if (other === undefined) {
         byHash.set(hash, r);
         continue;
       }
-      const loser = (rates.get(other) ?? 0) >= rate ? r : other;
+      const loser = (kept.get(other)?.events ?? 0) >= k.events ? r : other;
       if (loser === other) byHash.set(hash, r);
       this.#free(loser, Atomics.load(rec, loser * RECORD_WORDS + HR.STATE));
-      rates.delete(loser);
+      kept.delete(loser);
     }
-    if (rates.size <= HIGH_WATER) return;
+    if (kept.size <= HIGH_WATER) return;
     // Ranked among all records, spared or not: a young record is kept, never a hot one lost for it.
-    const ranked = [...rates].sort((a, b) => b[1] - a[1]);
+    const ranked = [...kept].sort((a, b) => b[1].rate - a[1].rate);
     for (const [r] of ranked.slice(LOW_WATER)) {
       if (msSince(now, rec[r * RECORD_WORDS + HR.CLAIMED_AT]) < 1000) continue;
       this.#free(r, Atomics.load(rec, r * RECORD_WORDS + HR.STATE));
-      rates.delete(r);
+      kept.delete(r);
     }
   }
 
-  #setBar(rates: Map<number, number>): void {
+  #setBar(kept: Map<number, Kept>): void {
     const sketch = this.#h.sketch;
     let mass = 0;
     for (let i = 0; i < HEAT.SKETCH_WIDTH; i++) mass += sketch[i];
     // Twice a cell's average: a key that reaches it stands out of its row's collisions.
     let bar = Math.max(ADMIT_FLOOR, Math.ceil((2 * mass) / HEAT.SKETCH_WIDTH));
-    if (rates.size >= HEAT.RECORDS / 2) {
-      const sorted = [...rates.values()].sort((a, b) => b - a);
+    if (kept.size >= HEAT.RECORDS / 2) {
+      const sorted = [...kept.values()].map((k) => k.rate).sort((a, b) => b - a);
       bar = Math.max(bar, Math.ceil(sorted[Math.floor(HEAT.RECORDS / 2) - 1]));
     }
     Atomics.store(this.#h.header, HW.ADMIT, bar);
@@ -231,14 +266,23 @@ export class HeatKeeper {
     }
   }
 
-  /** Free record `r` if it still holds `st`: untag, next generation's EMPTY, counts zeroed. */
+  /**
+   * Free record `r` if it still holds `st`: untag (readers stop adding), then the next
+   * generation's EMPTY. Its counts stay as they are: the next claimer zeroes them before
+   * its first add, which a zeroing here could wipe. Should the record have changed since
+   * `st` was read, the tag is put back.
+   */
   #free(r: number, st: number): void {
     const rec = this.#h.records;
-    const w = r * RECORD_WORDS;
+    const tags = this.#h.tags;
     this.#records.delete(r);
-    if (Atomics.load(this.#h.tags, r) !== 0) Atomics.store(this.#h.tags, r, 0);
-    if (Atomics.compareExchange(rec, w + HR.STATE, st, nextEmpty(st)) !== st) return;
-    for (let k = 0; k < HEAT_KINDS; k++) Atomics.store(rec, w + HR.COUNTS + k, 0);
+    const tag = Atomics.load(tags, r);
+    if (tag !== 0) Atomics.compareExchange(tags, r, tag, 0);
+    if (
+      Atomics.compareExchange(rec, r * RECORD_WORDS + HR.STATE, st, nextEmpty(st)) !== st &&
+      tag !== 0
+    )
+      Atomics.compareExchange(tags, r, 0, tag);
   }
 
   #rowName(row: number): string | undefined {
@@ -255,7 +299,7 @@ export class HeatKeeper {
       typeof owners === 'string' ? [owners] : owners.filter((o) => o !== undefined),
     );
     for (const name of names) {
-      if (this.#rows.has(name) || Buffer.byteLength(name) > HEAT_NODE_NAME_BYTES) continue;
+      if (this.#rows.has(name)) continue;
       const used = new Set(this.#rows.values());
       let row = -1;
       for (let i = 1; i < HEAT.NODES && row < 0; i++) if (!used.has(i)) row = i;
@@ -280,10 +324,10 @@ export class HeatKeeper {
   #nameRow(row: number, name: string, now: number): void {
     const nodes = this.#h.nodes;
     const w = row * NODE_WORDS;
-    // Only this thread writes SEQ, so it is even here; odd until the row is whole again.
-    const odd = Atomics.load(nodes, w + HN.SEQ) + 1;
+    // Odd until the row is whole again (a new odd value even if a dead keeper left one).
+    const odd = (Atomics.load(nodes, w + HN.SEQ) | 1) + 2;
     Atomics.store(nodes, w + HN.SEQ, odd);
-    const bytes = Buffer.from(name, 'utf8');
+    const bytes = Buffer.from(name, 'utf8').subarray(0, HEAT_NODE_NAME_BYTES);
     const words = new Int32Array(HEAT_NODE_NAME_BYTES / 4);
     new Uint8Array(words.buffer).set(bytes);
     for (let i = 0; i < words.length; i++) Atomics.store(nodes, w + HN.NAME_WORD + i, words[i]);

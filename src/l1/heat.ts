@@ -151,8 +151,13 @@ function claimRecord(t: HeatTable, e: HeatEvent): void {
     Atomics.add(rec, w + HR.COUNTS + kind, n);
     // publish: pairs with the Atomics.load of STATE by the keeper and by readHotKeys.
     const ready = st | RECORD_STATE.READY;
-    if (Atomics.compareExchange(rec, w + HR.STATE, claiming, ready) === claiming)
-      Atomics.store(h.tags, r, tagOf(hash));
+    if (Atomics.compareExchange(rec, w + HR.STATE, claiming, ready) !== claiming) return;
+    const tag = tagOf(hash);
+    Atomics.store(h.tags, r, tag);
+    // The keeper may have freed the record between the exchange and the tag (a duplicate
+    // claim): a tag left on a freed record would send the key's events nowhere. (The
+    // keeper also clears tags of records that are not READY, for a claimer that died here.)
+    if (Atomics.load(rec, w + HR.STATE) !== ready) Atomics.compareExchange(h.tags, r, tag, 0);
     return;
   }
 }
@@ -212,8 +217,13 @@ function baseOf(words: Int32Array, flipAt: number, at: number, size: number): nu
   return at + (Atomics.load(words, flipAt) & 1) * size;
 }
 
-/** Milliseconds from a base's table-clock stamp (mod 2^32) to now. */
-export const msSince = (nowMs: number, stamp: number): number => ((nowMs | 0) - stamp) >>> 0;
+/**
+ * Milliseconds from a table-clock stamp (mod 2^32) to now; 0 for a stamp a little ahead
+ * (another thread's clock reading, or one taken after `nowMs` was read).
+ */
+export function msSince(nowMs: number, stamp: number): number {
+  return Math.max(0, ((nowMs | 0) - stamp) | 0);
+}
 
 /** The name of node row `row`, or undefined while the keeper rewrites it (or never wrote it). */
 export function nodeName(h: HeatViews, row: number): string | undefined {
@@ -246,8 +256,12 @@ export function readHotKeys(
     const named = recordKey(h, r, seed0, seed1, scratch);
     const b = baseOf(rec, w + HR.FLIP, w + HR.BASE, HEAT_KINDS + 1);
     const counts = [0, 0, 0, 0];
+    // Counts under the base (zeroed by a late claimer until the keeper's next tick): 0.
     for (let k = 0; k < HEAT_KINDS; k++)
-      counts[k] = (Atomics.load(rec, w + HR.COUNTS + k) - Atomics.load(rec, b + k)) >>> 0;
+      counts[k] = Math.max(
+        0,
+        (Atomics.load(rec, w + HR.COUNTS + k) - Atomics.load(rec, b + k)) | 0,
+      );
     const windowMs = msSince(nowMs, Atomics.load(rec, b + HEAT_KINDS));
     if (named === undefined || Atomics.load(rec, w + HR.STATE) !== st) continue;
     const slot = rec[w + HR.SLOT];
@@ -272,16 +286,19 @@ export function readHotKeys(
 export function readNodes(h: HeatViews, nowMs: number): NodeCount[] {
   const out: NodeCount[] = [];
   for (let row = 1; row < HEAT.NODES; row++) {
+    const w = row * NODE_WORDS;
+    const seq = Atomics.load(h.nodes, w + HN.SEQ);
     const name = nodeName(h, row);
     if (name === undefined) continue;
-    const w = row * NODE_WORDS;
     const b = baseOf(h.nodes, w + HN.FLIP, w + HN.BASE, 3);
-    out.push({
+    const count = {
       node: name,
       reads: (Atomics.load(h.nodes, w + HN.READS) - Atomics.load(h.nodes, b)) >>> 0,
       misses: (Atomics.load(h.nodes, w + HN.MISSES) - Atomics.load(h.nodes, b + 1)) >>> 0,
       windowMs: msSince(nowMs, Atomics.load(h.nodes, b + 2)),
-    });
+    };
+    // Renamed meanwhile: these counts may be the new name's or the old one's.
+    if (Atomics.load(h.nodes, w + HN.SEQ) === seq) out.push(count);
   }
   return out;
 }

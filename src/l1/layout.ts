@@ -203,7 +203,8 @@ export const HN = {
   FLIP: 4,
   /** Base set s at BASE + s × 3: reads, misses, at (table-clock ms, mod 2^32). */
   BASE: 5,
-  NAME_WORD: 16,
+  /** The name's first bytes (a longer one is kept by its first HEAT_NODE_NAME_BYTES). */
+  NAME_WORD: 12,
 } as const;
 export const HEAT_NODE_NAME_BYTES = HEAT.NODE_BYTES - HN.NAME_WORD * 4;
 /**

@@ -64,16 +64,24 @@ export class HotFleet {
     }
   }
 
-  /** Every live process's report, merged, `limit` keys and counters. */
+  /**
+   * Every live process's report, merged, `limit` keys and counters. Reports on a master
+   * that failed are left out (the others still answer); it fails only if none could be read.
+   */
   async read(limit: number): Promise<HotKeysReport> {
     const ids = await this.#l2.members(HOT_REGISTRY_KEY, Date.now() - REGISTRY_KEEP_MS);
     const reads = ids.length === 0 ? [] : await this.#l2.getMany(ids.map(hotReportKey));
     const reports: HotKeysReport[] = [];
+    let failure: HotshieldError | undefined;
     for (const read of reads) {
-      if (read instanceof HotshieldError) throw read;
+      if (read instanceof HotshieldError) {
+        failure = read;
+        continue;
+      }
       const report = read === null ? undefined : parseReport(read.toString('utf8'));
       if (report !== undefined) reports.push(report);
     }
+    if (failure !== undefined && reports.length === 0) throw failure;
     return mergeReports(reports, limit);
   }
 }

@@ -205,6 +205,11 @@ export function mergeReports(reports: readonly HotKeysReport[], limit: number): 
   };
 }
 
+/** The most keys (and counters) a published report may carry: more are passed over. */
+const PUBLISHED_MAX = 64;
+/** Longest key, counter or master name taken from a published report (its key's limit). */
+const MAX_NAME_CHARS = 64 * 1024;
+
 /** A report as another process published it (parsed JSON), checked; undefined if it is not one. */
 export function parseReport(text: string): HotKeysReport | undefined {
   let r: unknown;
@@ -223,20 +228,54 @@ export function parseReport(text: string): HotKeysReport | undefined {
     !Array.isArray(o.nodes)
   )
     return undefined;
-  const keys = o.keys.filter(
-    (k) =>
-      typeof k?.key === 'string' &&
-      isNum(k.readsPerSecond) &&
-      isNum(k.writesPerSecond) &&
-      (k.hitRatio === null || isNum(k.hitRatio)) &&
-      Number.isInteger(k.slot) &&
-      (k.node === null || typeof k.node === 'string'),
-  );
-  const counters = o.counters.filter(
-    (c) => typeof c?.name === 'string' && isNum(c.incrementsPerSecond),
-  );
-  const nodes = o.nodes.filter(
-    (n) => typeof n?.node === 'string' && isNum(n.readsPerSecond) && isNum(n.missesPerSecond),
-  );
+  // Rebuilt from the fields this code knows, and bounded: a report is anyone's JSON in Redis.
+  const keys: HotKey[] = [];
+  for (const k of o.keys.slice(0, PUBLISHED_MAX)) {
+    if (
+      typeof k?.key !== 'string' ||
+      k.key.length > MAX_NAME_CHARS ||
+      !isNum(k.readsPerSecond) ||
+      !isNum(k.writesPerSecond) ||
+      !(k.hitRatio === null || (isNum(k.hitRatio) && k.hitRatio <= 1)) ||
+      !Number.isInteger(k.slot) ||
+      k.slot < 0 ||
+      k.slot > 16383 ||
+      !(k.node === null || (typeof k.node === 'string' && k.node.length <= MAX_NAME_CHARS))
+    )
+      continue;
+    const key: HotKey = {
+      key: k.key,
+      readsPerSecond: k.readsPerSecond,
+      writesPerSecond: k.writesPerSecond,
+      hitRatio: k.hitRatio,
+      slot: k.slot,
+      node: k.node,
+    };
+    if (k.truncated === true) key.truncated = true;
+    keys.push(key);
+  }
+  const counters: HotCounter[] = [];
+  for (const c of o.counters.slice(0, PUBLISHED_MAX)) {
+    if (
+      typeof c?.name === 'string' &&
+      c.name.length <= MAX_NAME_CHARS &&
+      isNum(c.incrementsPerSecond)
+    )
+      counters.push({ name: c.name, incrementsPerSecond: c.incrementsPerSecond });
+  }
+  const nodes: HotNode[] = [];
+  for (const n of o.nodes.slice(0, HEAT.NODES)) {
+    if (
+      typeof n?.node === 'string' &&
+      n.node.length <= MAX_NAME_CHARS &&
+      isNum(n.readsPerSecond) &&
+      isNum(n.missesPerSecond)
+    )
+      nodes.push({
+        node: n.node,
+        readsPerSecond: n.readsPerSecond,
+        missesPerSecond: n.missesPerSecond,
+      });
+  }
   return { windowSeconds: HEAT_WINDOW_MS / 1000, keys, counters, nodes };
 }

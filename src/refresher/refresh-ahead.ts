@@ -37,7 +37,6 @@ export function refreshAt(softExpiresAt: number, softTtlMs: number, random: numb
 }
 
 export interface RefreshAheadOptions {
-  softTtlMs: number;
   hotThreshold: number;
   /** Start a refresh of `key` (no asker); false if it could not (in flight already, full). */
   refresh(key: string): boolean;
@@ -74,7 +73,11 @@ export class RefreshAhead {
       const entry = table.get(k.key, ref);
       // Stale or absent: a reader's ask is refreshing it already.
       if (entry === undefined || entry.state !== 'fresh') continue;
-      const at = refreshAt(ref.softExpiresAt, this.#o.softTtlMs, this.#random());
+      // The entry's own soft life (an untracked value, a negative entry or a short Redis
+      // TTL is fresh for less than softTtl); too short a life is left to its readers.
+      const life = ref.softExpiresAt - ref.storedAt;
+      if (life < MIN_SOFT_TTL_MS) continue;
+      const at = refreshAt(ref.softExpiresAt, life, this.#random());
       if (at - now > HORIZON_MS) continue;
       const key = k.key;
       const timer = setTimeout(

@@ -117,7 +117,6 @@ export class Refresher {
     this.#ahead =
       this.#table.heatOn && config.softTtlMs >= MIN_SOFT_TTL_MS
         ? new RefreshAhead(this.#table, {
-            softTtlMs: config.softTtlMs,
             hotThreshold: config.hotThreshold,
             refresh: (key) => this.#flights.refreshAhead(key),
           })

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { prng } from '../../../bench/lib/prng.ts';
 import { zipfTrace } from '../../../bench/lib/zipf.ts';
 import { halfSipHash } from '../../../src/l1/hash.ts';
-import { ADMIT_FLOOR, findRecord, RECORD_WORDS } from '../../../src/l1/heat.ts';
+import { ADMIT_FLOOR, findRecord, msSince, RECORD_WORDS } from '../../../src/l1/heat.ts';
 import { HeatKeeper } from '../../../src/l1/heat-keeper.ts';
 import {
   createL1,
@@ -249,5 +249,47 @@ describe('the heat table', () => {
     read('w', HEAT_KIND.HIT, ADMIT_FLOOR + 1);
     expect(byKey(l1).get('w')?.node).toBe(THREE_MASTERS[calculateSlot('w')]);
     writer.close();
+  });
+
+  it('a tag left on a freed record is cleared, and one on a live record of another key frees it', () => {
+    const { l1, keeper, read, h, hashOf } = table();
+    keeper.tick(l1.now());
+    read('left', HEAT_KIND.HIT, ADMIT_FLOOR);
+    const r = findRecord(h, hashOf('left'));
+    const w = r * RECORD_WORDS;
+    // The keeper freed it (a duplicate) between the claimer's READY and its tag.
+    const word = Atomics.load(h.records, w + HR.STATE);
+    Atomics.store(h.records, w + HR.STATE, ((word >>> 2) + 1) << 2);
+    keeper.tick(l1.now() + 1000);
+    expect(Atomics.load(h.tags, r)).toBe(0);
+    // The key counts again: it gets a record of its own.
+    read('left', HEAT_KIND.HIT, ADMIT_FLOOR);
+    expect(byKey(l1).get('left')?.hits).toBe(ADMIT_FLOOR);
+    // A READY record wearing another key's tag is freed.
+    read('wearer', HEAT_KIND.HIT, ADMIT_FLOOR);
+    const other = findRecord(h, hashOf('wearer'));
+    Atomics.store(h.tags, other, hashOf('someone else') | 1);
+    keeper.tick(l1.now() + 2000);
+    expect(byKey(l1).has('wearer')).toBe(false);
+  });
+
+  it('counts zeroed under their base (a late claimer) read as 0, and the window starts again', () => {
+    const { l1, keeper, read, h, hashOf } = table();
+    keeper.tick(l1.now());
+    read('zeroed', HEAT_KIND.HIT, ADMIT_FLOOR + 100);
+    keeper.tick(l1.now() + 1000);
+    const r = findRecord(h, hashOf('zeroed'));
+    Atomics.store(h.records, r * RECORD_WORDS + HR.COUNTS + HEAT_KIND.HIT, 0);
+    expect(byKey(l1).get('zeroed')?.hits).toBe(0);
+    keeper.tick(l1.now() + 2000);
+    read('zeroed', HEAT_KIND.HIT, 5);
+    expect(byKey(l1).get('zeroed')?.hits).toBe(5);
+  });
+
+  it('a stamp a little ahead of now is no time at all, not 49 days', () => {
+    expect(msSince(1000, 1003)).toBe(0);
+    expect(msSince(1000, 400)).toBe(600);
+    // Across the u32 wrap of the table clock's milliseconds.
+    expect(msSince(2 ** 32 + 5, 2 ** 32 - 5)).toBe(10);
   });
 });
