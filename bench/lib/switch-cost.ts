@@ -1,8 +1,8 @@
 /**
- * What a gateway switch costs a hot key's hit path: hotshield with the switch on and
- * with it off, one fresh gateway per run, in rotated rounds (on first in even rounds),
- * the hot key under the suite's load generator. Used by the coherence and hotkeys
- * scenarios.
+ * What a gateway switch costs a hot key's hit path: two hotshield gateways, one with the
+ * switch on and one with it off, both up for the whole measurement (a fresh start per
+ * run added its own noise), each warmed, then measured in turn, `2 × rounds` runs each,
+ * the order swapped every pair. Used by the coherence and hotkeys scenarios.
  */
 
 import { startContender } from './contenders.ts';
@@ -21,33 +21,43 @@ export async function switchCost(
   o: { flag: string; path: string; label: string },
 ): Promise<SwitchRuns> {
   const runs: SwitchRuns = { on: [], off: [] };
-  for (let round = 0; round < suite.rounds; round++) {
-    for (const on of round % 2 === 0 ? [true, false] : [false, true]) {
-      const pod = await startContender('hotshield', {
-        ...base,
-        threads: suite.threads,
-        extraArgs: [o.flag, on ? 'on' : 'off'],
-      });
-      try {
-        const m = await measure({
-          label: `${o.label} (${on ? 'on' : 'off'})`,
-          serverPids: [pod.pid],
-          redisPorts: suite.redisPorts,
-          spec: {
-            urls: [pod.url('/')],
-            tool: suite.loadgens.includes('wrk') ? 'wrk' : 'autocannon',
-            connections: suite.connections,
-            pipelining: 1,
-            seconds: suite.seconds,
-            path: o.path,
-          },
-          progress,
-        });
-        runs[on ? 'on' : 'off'].push(m);
-      } finally {
-        await pod.stop();
-      }
+  const pods = {
+    on: await startContender('hotshield', {
+      ...base,
+      threads: suite.threads,
+      extraArgs: [o.flag, 'on'],
+    }),
+    off: await startContender('hotshield', {
+      ...base,
+      threads: suite.threads,
+      extraArgs: [o.flag, 'off'],
+    }),
+  };
+  const run = (side: 'on' | 'off', seconds: number) =>
+    measure({
+      label: `${o.label} (${side})`,
+      serverPids: [pods[side].pid],
+      redisPorts: suite.redisPorts,
+      spec: {
+        urls: [pods[side].url('/')],
+        tool: suite.loadgens.includes('wrk') ? 'wrk' : 'autocannon',
+        connections: suite.connections,
+        pipelining: 1,
+        seconds,
+        path: o.path,
+      },
+      progress,
+    });
+  try {
+    await run('on', 2);
+    await run('off', 2);
+    for (let i = 0; i < 2 * suite.rounds; i++) {
+      for (const side of i % 2 === 0 ? (['on', 'off'] as const) : (['off', 'on'] as const))
+        runs[side].push(await run(side, suite.seconds));
     }
+  } finally {
+    await pods.on.stop();
+    await pods.off.stop();
   }
   return runs;
 }

@@ -15,8 +15,8 @@
  * Redis GETs of the run, per write and per process, say whether invalidations cause a
  * stampede.
  *
- * Hit path: one hotshield with coherence on, one with it off, the hot key under load with
- * no writes, in rotated rounds: the ratio of their throughput.
+ * Hit path: one hotshield with coherence on, one with it off (both up, measured in turn:
+ * lib/switch-cost.ts), the hot key under load with no writes: the ratio of their throughput.
  */
 
 import { Agent, request } from 'node:http';
@@ -324,7 +324,7 @@ export async function coherence(suite: Suite): Promise<ScenarioOutcome> {
         ]),
       ) +
       `\n\nRedis GETs of the key per write per process (each round): hotshield ${gets.hotshield.map((g) => g.toFixed(2)).join(', ')}; classic ${gets.classic.map((g) => g.toFixed(2)).join(', ')}.\n\n` +
-      `Hit path, hot key, no writes, ${suite.rounds} rotated rounds: coherence on ${hit.ons.map(formatRate).join(', ')} req/s; off ${hit.offs.map(formatRate).join(', ')} req/s.\n\n` +
+      `Hit path, hot key, no writes, ${2 * suite.rounds} runs each, in turn: coherence on ${hit.ons.map(formatRate).join(', ')} req/s; off ${hit.offs.map(formatRate).join(', ')} req/s.\n\n` +
       `Soft TTL with coherence on (two pods, one run each): the hot key unchanged for ${suite.seconds} s, then written ${WRITES_PER_SECOND}×/s\n\n` +
       markdownTable(
         [

@@ -15,8 +15,8 @@
  * and off, while a prober reads it one request after another: its STALE and MISS
  * answers (x-cache), and Redis GETs of the key per soft TTL.
  *
- * Overhead: the hot key's hit path with --hot-keys on against off, rotated rounds, the
- * throughput and the server's CPU per request. On this VM that is noise-bound (±10 %
+ * Overhead: the hot key's hit path with --hot-keys on against off (lib/switch-cost.ts:
+ * both gateways up, measured in turn), the throughput and the server's CPU per request. On this VM that is noise-bound (±10 %
  * between runs of one build), so the same path is also timed in-process, where a few
  * nanoseconds resolve: `tier.peek` of a hot key with hotKeys on and off, in alternating
  * runs of 200,000 reads (yielding every 1,000 so the tallies' timer runs), the median of
@@ -340,7 +340,7 @@ export async function hotkeys(suite: Suite): Promise<ScenarioOutcome> {
       ) +
       `\n\nDetection (a new key at ${JUMP_RATE}/s under a Zipf load over ${ZIPF_KEYS} keys; sent ${detections.map((d) => d.sentPerSecond.toFixed(0)).join(', ')}/s): listed after ${detections.map((d) => msOf(d.listedMs)).join(', ')}; at ≥ ${THRESHOLD}/s after ${detections.map((d) => msOf(d.rateMs)).join(', ')}.\n\n` +
       `Refresh-ahead (hot key under load, soft TTL ${base.softTtlMs / 1000} s, a prober reading it one request after another): ${ahead.map((a) => `${a.on ? 'on' : 'off'} ${a.stale} stale + ${a.miss} miss of ${a.probes}, ${a.getsPerSoftTtl.toFixed(2)} GETs per soft TTL`).join('; ')}.\n\n` +
-      `Hit path, hot key, ${suite.rounds} rotated rounds: hot keys on ${cost.runs.on.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s; off ${cost.runs.off.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s (medians ${formatRatio(ratio)}); server CPU per request ${cost.cpuOn.toFixed(1)} µs on, ${cost.cpuOff.toFixed(1)} µs off. In-process, \`tier.peek\` of the hot key (median of ${inProcess.runs} alternating runs of 200,000): ${inProcess.nsOn.toFixed(1)} ns with hot keys on, ${inProcess.nsOff.toFixed(1)} ns off (${formatRatio(inProcess.ratio)}).`,
+      `Hit path, hot key, ${2 * suite.rounds} runs each, in turn: hot keys on ${cost.runs.on.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s; off ${cost.runs.off.map((m) => formatRate(m.requestsPerSecond)).join(', ')} req/s (medians ${formatRatio(ratio)}); server CPU per request ${cost.cpuOn.toFixed(1)} µs on, ${cost.cpuOff.toFixed(1)} µs off. In-process, \`tier.peek\` of the hot key (median of ${inProcess.runs} alternating runs of 200,000): ${inProcess.nsOn.toFixed(1)} ns with hot keys on, ${inProcess.nsOff.toFixed(1)} ns off (${formatRatio(inProcess.ratio)}).`,
     goals,
   };
 }
