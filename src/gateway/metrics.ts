@@ -63,6 +63,7 @@ const REFRESHER_METRICS = [
   'timeouts',
   'refreshes',
   'refreshesAhead',
+  'heatErrors',
   'invalidations',
   'invalidatedEntries',
   'invalidationFlushes',

@@ -66,6 +66,7 @@ export const STATS = {
   timeouts: 'Callers that gave up waiting (requestTimeout)',
   refreshes: 'Background refreshes asked for by stale reads',
   refreshesAhead: 'Hot keys refreshed before their soft TTL ran out (refresh-ahead)',
+  heatErrors: 'Rounds of the hot-key upkeep that failed and were skipped',
   counterFlushes: 'Counter flushes sent to Redis, re-sends included',
   counterDuplicates: 'Counter flushes Redis had already applied (re-sends)',
   counterFlushErrors: 'Counter flushes that failed (kept and re-sent)',

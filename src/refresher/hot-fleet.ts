@@ -15,7 +15,8 @@
  *   one pipeline per master (getMany); expired or malformed reports are passed over.
  *
  * Both keys carry `:__hotshield`, so no client of the gateway or the tier can address
- * them. Publishing failures are counted and dropped: the next second publishes again.
+ * them. Publishing failures are counted and dropped: the next second publishes again,
+ * unless Redis refused the commands (NOPERM), after which this process stops publishing.
  */
 
 import { HotshieldError } from '../errors.ts';
@@ -29,12 +30,17 @@ export const REPORT_TTL_MS = 5000;
 const REGISTRY_KEEP_MS = 60_000;
 export const HOT_REGISTRY_KEY = 'hotkeys:__hotshield:registry';
 export const hotReportKey = (id: string): string => `hotkeys:${id}:__hotshield:report`;
+/** Is `key` one of the fleet's bookkeeping keys in Redis (a report or the registry)? */
+export const isHotFleetKey = (key: string): boolean =>
+  key === HOT_REGISTRY_KEY || /^hotkeys:[^:]+:__hotshield:report$/.test(key);
 
 export class HotFleet {
   readonly #l2: L2Client;
   readonly #table: L1Table;
   readonly #id: string;
   #publishing = false;
+  /** Redis refused the publication's commands (NOPERM: an ACL without them): stop asking. */
+  #refused = false;
   /** Publications that failed (Redis down, a timeout): the next one is a second later. */
   failures = 0;
 
@@ -46,7 +52,7 @@ export class HotFleet {
 
   /** Publish this process's hot set (never rejects; one at a time). */
   async publish(): Promise<void> {
-    if (this.#publishing || !this.#l2.isReady) return;
+    if (this.#publishing || this.#refused || !this.#l2.isReady) return;
     this.#publishing = true;
     try {
       const now = Date.now();
@@ -57,8 +63,11 @@ export class HotFleet {
         score: now,
         forgetBelow: now - REGISTRY_KEEP_MS,
       });
-    } catch {
+    } catch (error) {
       this.failures++;
+      // One denial in Redis's ACL log, not one a second: this process just is not in the
+      // fleet's view (the README's ACL lists what publishing needs).
+      if (/NOPERM/.test(String((error as Error).message))) this.#refused = true;
     } finally {
       this.#publishing = false;
     }

@@ -323,8 +323,9 @@ export class L2Client {
   }
 
   /**
-   * Publish a report: SET `key` (PX `ttlMs`), then in `registry` (a sorted set) score
-   * `member` `score` and drop members scored under `forgetBelow` (one MULTI: one slot).
+   * Publish a report: PSETEX `key` `ttlMs`, then in `registry` (a sorted set) score
+   * `member` `score` and drop members scored under `forgetBelow` (no MULTI: an ACL user
+   * needs ZADD and ZREMRANGEBYSCORE, nothing more, and a half-done trim is harmless).
    */
   async publish(
     key: string,
@@ -332,13 +333,14 @@ export class L2Client {
     ttlMs: number,
     registry: { key: string; member: string; score: number; forgetBelow: number },
   ): Promise<void> {
-    await this.#write(key, 'report', () => this.#client.set(key, value, 'PX', ttlMs));
+    // PSETEX, not SET: the reports stay apart from the values' writes in Redis's
+    // commandstats (and an ACL can grant them apart).
+    await this.#write(key, 'report', () => this.#client.psetex(key, ttlMs, value));
     await this.#write(registry.key, 'report', () =>
-      this.#client
-        .multi()
-        .zadd(registry.key, registry.score, registry.member)
-        .zremrangebyscore(registry.key, '-inf', `(${registry.forgetBelow}`)
-        .exec(),
+      this.#client.zadd(registry.key, registry.score, registry.member),
+    );
+    await this.#write(registry.key, 'report', () =>
+      this.#client.zremrangebyscore(registry.key, '-inf', `(${registry.forgetBelow}`),
     );
   }
 

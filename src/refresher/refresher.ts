@@ -225,11 +225,17 @@ export class Refresher {
     this.#control.setState(this.#l2.isReady ? 'l2Ready' : 'l2Down');
     this.#writer.sweepExpired();
     // The hot-key table's windows are seconds: every other round (heat-keeper.ts).
-    if (this.#rounds++ % HEAT_EVERY_ROUNDS === 0 && this.#table.heatOn) {
-      this.#writer.tickHeat(this.#l2.slotOwners());
-      this.#fleet.publish().catch(noop);
+    // Hot keys are a view and a help, never a reason for this thread to die: a failure
+    // here (a slot map ioredis could not parse, say) skips this round's upkeep.
+    try {
+      if (this.#rounds++ % HEAT_EVERY_ROUNDS === 0 && this.#table.heatOn) {
+        this.#writer.tickHeat(this.#l2.slotOwners());
+        this.#fleet.publish().catch(noop);
+      }
+      this.#ahead?.tick();
+    } catch {
+      this.#control.add('heatErrors');
     }
-    this.#ahead?.tick();
     // The breaker lives in this thread; its counts are mirrored for every thread to read.
     const b = this.#l2.breakerState();
     this.#control.add('breakerRejected', b.rejected - this.#mirrored.rejected);

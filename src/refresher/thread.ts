@@ -42,8 +42,15 @@ export function startRefresher(data: RefresherWorkerData): (t: RefresherTask) =>
   // keeps sending them keeps it in a respawn loop): reset the connections instead, as
   // ioredis does for a reply it cannot parse. Anything else is a real bug: die, be respawned.
   process.on('uncaughtException', (error) => {
-    if (!isIoredisReplyError(error)) throw error;
-    refresher.resetL2();
+    if (isIoredisReplyError(error)) {
+      refresher.resetL2();
+      return;
+    }
+    // Said before dying: a respawn is otherwise silent but for the generation counter.
+    process.stderr.write(
+      `hotshield refresher: uncaught exception, respawning: ${error?.stack ?? error}\n`,
+    );
+    throw error;
   });
   return async (t) => {
     if (t?.op === 'close') return refresher.close();
