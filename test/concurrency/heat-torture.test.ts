@@ -91,9 +91,12 @@ describe('heat table torture', () => {
       if (state === RECORD_STATE.CLAIMING) claiming++;
     }
     expect(claiming).toBe(0);
-    // Still usable: a new key gets a record.
-    l1.heat('fresh', 0, HEAT_KIND.HIT, 10_000);
-    expect(l1.hotKeys().keys.some((k) => k.key === 'fresh')).toBe(true);
+    // Still usable: new keys get records (each where its probe window of 8 has a free
+    // one: the table is 60-75 % full after the keeper's pruning, so most do).
+    const fresh = Array.from({ length: 20 }, (_, i) => `fresh:${i}`);
+    for (const key of fresh) l1.heat(key, 0, HEAT_KIND.HIT, 10_000_000);
+    const got = new Set(l1.hotKeys().keys.map((k) => k.key));
+    expect(fresh.filter((k) => got.has(k)).length).toBeGreaterThanOrEqual(10);
     expect(ticks).toBeGreaterThan(10);
     writer.close();
   }, 30_000);
