@@ -49,6 +49,11 @@ interface Flight {
    * for this flight to end (one flight per key).
    */
   readBack?: boolean;
+  /**
+   * Askers that came after the flight was superseded: its read may hold the value from
+   * before the change, which they must not get. A new flight serves them once it ends.
+   */
+  late?: { askers: Set<string>; loaders: string[] };
   /** Coherence.token() when the flight started. */
   readonly token: number;
 }
@@ -120,8 +125,11 @@ export class Flights {
     const f = this.#flights.get(key);
     if (f !== undefined) {
       this.#control.add('joined');
-      f.askers.add(from);
-      if (ask.load && !f.loaders.includes(from)) f.loaders.push(from);
+      // A superseded read may hold the value from before the change (a refresh-ahead of a
+      // hot key is often in flight when it is written): late askers wait for a new read.
+      const joined = f.superseded ? (f.late ??= { askers: new Set(), loaders: [] }) : f;
+      joined.askers.add(from);
+      if (ask.load && !joined.loaders.includes(from)) joined.loaders.push(from);
       return;
     }
     // Another thread's ask refreshed the key a moment ago (asks cross in flight): L1 has
@@ -450,6 +458,9 @@ export class Flights {
     this.#flights.delete(f.key);
     const reply: Reply = { t: 'done', key: f.key, ...outcome };
     for (const asker of f.askers) this.#clients.send(asker, reply);
-    if (f.readBack) this.#readBack(f.key);
+    // A new read for those who asked after the change (it stores what it reads, tracked:
+    // it does the read-back too).
+    if (f.late !== undefined && !this.#closed) this.#start(f.key, f.late.askers, f.late.loaders);
+    else if (f.readBack) this.#readBack(f.key);
   }
 }

@@ -3,9 +3,10 @@
  * refresher and connections, as two processes would have) on a cluster of this file's
  * own; soft TTLs of a minute, so expiry cannot explain anything seen here.
  */
+
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { describe, expect, it, onTestFinished } from 'vitest';
+import { describe, expect, it, onTestFinished, vi } from 'vitest';
 import { startGatewayOn } from '../fixtures/gateway/gateway-process.ts';
 import { request } from '../fixtures/gateway/http.ts';
 import {
@@ -20,6 +21,7 @@ import { tierMaker, useOwnCluster } from '../fixtures/redis/own-cluster.ts';
 import { clusterClient } from '../fixtures/redis/redis-clients.ts';
 import { proxyCluster } from '../fixtures/redis/reply-proxy.ts';
 import { startTierProcess } from '../fixtures/redis/tier-process.ts';
+import { merged, runThreads } from '../fixtures/workers/tier-threads.ts';
 
 const MASTERS = 3;
 const cluster = useOwnCluster(MASTERS);
@@ -270,8 +272,18 @@ describe('an invalidation that overtakes the read it invalidates', () => {
     const seen = tier.stats().tier.invalidations;
     await owner.set(key, 'new');
     await announced(tier, seen);
+    // Another thread asks after the change, while the old read is still in flight: it
+    // must not be handed that read's value (a refresh-ahead of a hot key is often in
+    // flight when the key is written).
+    const joined = tier.stats().tier.joined;
+    const late = runThreads(tier, [{ op: 'burst', key, n: 1 }]);
+    // Its ask has reached the refresher while the old read is still held.
+    await vi.waitFor(() => expect(tier.stats().tier.joined).toBeGreaterThan(joined), {
+      timeout: 10_000,
+    });
     proxied.releaseReplies();
     expect(await read).toBe('old');
+    expect(merged(await late).values).toEqual({ '"new"': 1 });
     // Stored as fresh, 'old' would be served for a minute.
     expect(await tier.get(key)).toBe('new');
   });
