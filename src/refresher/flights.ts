@@ -127,7 +127,8 @@ export class Flights {
       this.#control.add('joined');
       // A superseded read may hold the value from before the change (a refresh-ahead of a
       // hot key is often in flight when it is written): late askers wait for a new read.
-      const joined = f.superseded ? (f.late ??= { askers: new Set(), loaders: [] }) : f;
+      if (f.superseded && f.late === undefined) f.late = { askers: new Set(), loaders: [] };
+      const joined = f.superseded && f.late !== undefined ? f.late : f;
       joined.askers.add(from);
       if (ask.load && !joined.loaders.includes(from)) joined.loaders.push(from);
       return;
