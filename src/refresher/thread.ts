@@ -35,6 +35,21 @@ function isIoredisReplyError(error: unknown): boolean {
   return top?.includes(IOREDIS_FRAME) === true;
 }
 
+/**
+ * A socket's own failure (a TLS alert, a reset) that reached no listener: all this
+ * thread's sockets are Redis connections, and ioredis can drop its listener before a late
+ * TLS alert arrives (seen: "tlsv1 alert decode error" after a refused handshake, which
+ * killed the thread). Its connections are reset instead, as for a bad reply.
+ */
+function isSocketError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return (
+    typeof code === 'string' &&
+    (code.startsWith('ERR_SSL_') ||
+      ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ECONNREFUSED'].includes(code))
+  );
+}
+
 /** Start this thread's Refresher; returns the pool's task handler. */
 export function startRefresher(data: RefresherWorkerData): (t: RefresherTask) => Promise<unknown> {
   const refresher = new Refresher(data.l1, new Control(data.control), data.config);
@@ -42,7 +57,7 @@ export function startRefresher(data: RefresherWorkerData): (t: RefresherTask) =>
   // keeps sending them keeps it in a respawn loop): reset the connections instead, as
   // ioredis does for a reply it cannot parse. Anything else is a real bug: die, be respawned.
   process.on('uncaughtException', (error) => {
-    if (isIoredisReplyError(error)) {
+    if (isIoredisReplyError(error) || isSocketError(error)) {
       refresher.resetL2();
       return;
     }
