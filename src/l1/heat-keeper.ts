@@ -23,10 +23,8 @@
  */
 
 import { counterCells } from './counters.ts';
-import { halfSipHash } from './hash.ts';
 import {
   ADMIT_FLOOR,
-  findRecord,
   HEAT_WINDOW_MS,
   msSince,
   NODE_WORDS,
@@ -387,11 +385,4 @@ export class HeatKeeper {
     }
     for (const cell of this.#counters.keys()) if (!seen.has(cell)) this.#counters.delete(cell);
   }
-}
-
-/** Whether `key`'s record is READY (tests, tools): the hash as the table computes it. */
-export function hasRecord(h: HeatViews, key: Uint8Array, seed0: number, seed1: number): boolean {
-  const k = keyScratch(key.length);
-  k.bytes.set(key);
-  return findRecord(h, halfSipHash(k, key.length, seed0, seed1)) >= 0;
 }

@@ -15,7 +15,7 @@
  *   one pipeline per master (getMany); expired or malformed reports are passed over.
  *
  * Both keys carry `:__hotshield`, so no client of the gateway or the tier can address
- * them. Publishing failures are counted and dropped: the next second publishes again,
+ * them. A failed publication is dropped: the next second publishes again,
  * unless Redis refused the commands (NOPERM), after which this process stops publishing.
  */
 
@@ -41,8 +41,6 @@ export class HotFleet {
   #publishing = false;
   /** Redis refused the publication's commands (NOPERM: an ACL without them): stop asking. */
   #refused = false;
-  /** Publications that failed (Redis down, a timeout): the next one is a second later. */
-  failures = 0;
 
   constructor(l2: L2Client, table: L1Table, id: string) {
     this.#l2 = l2;
@@ -64,7 +62,6 @@ export class HotFleet {
         forgetBelow: now - REGISTRY_KEEP_MS,
       });
     } catch (error) {
-      this.failures++;
       // One denial in Redis's ACL log, not one a second: this process just is not in the
       // fleet's view (the README's ACL lists what publishing needs).
       if (/NOPERM/.test(String((error as Error).message))) this.#refused = true;

@@ -56,11 +56,6 @@ export class RefreshAhead {
     this.#random = options.random ?? Math.random;
   }
 
-  /** Keys with a refresh scheduled now. */
-  get scheduled(): number {
-    return this.#timers.size;
-  }
-
   /** Schedule the refreshes due within HORIZON_MS (call every housekeeping round). */
   tick(): void {
     const table = this.#table;
