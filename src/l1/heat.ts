@@ -303,19 +303,23 @@ export function readNodes(h: HeatViews, nowMs: number): NodeCount[] {
   return out;
 }
 
-/** A counter cell's increments (adds) over the window the keeper published for it. */
+/**
+ * A counter cell's increments (adds) over the window the keeper published for it, or
+ * undefined for a cell made before any window. A window may be 0 ms long (made, ticked
+ * and read in one millisecond): readers floor it when they make a rate.
+ */
 export function counterWindow(
   counters32: Int32Array,
   counters64: BigInt64Array,
   cell: number,
   opsI64: number,
   nowMs: number,
-): { increments: number; windowMs: number } {
+): { increments: number; windowMs: number } | undefined {
   const w = cell * (COUNTER_CELL_BYTES / 4);
   const i = cell * (COUNTER_CELL_BYTES / 8);
   // 0: a cell made before any window (not by this code's creators); none to speak of.
   const flip = Atomics.load(counters32, w + C_HEAT.FLIP_WORD);
-  if (flip === 0) return { increments: 0, windowMs: 0 };
+  if (flip === 0) return undefined;
   const s = flip & 1;
   const at = Atomics.load(counters32, w + C_HEAT.BASE_AT_WORD[s]);
   const ops =

@@ -344,7 +344,7 @@ export class L1Table {
     const counters: CounterCount[] = [];
     for (const cell of counterCells(v)) {
       const window = counterWindow(v.counters32, v.counters64, cell, C.OPS_I64, now);
-      if (window.windowMs > 0) counters.push({ name: counterName(v, cell), ...window });
+      if (window !== undefined) counters.push({ name: counterName(v, cell), ...window });
     }
     return { keys, nodes: readNodes(h, now), counters };
   }
