@@ -37,8 +37,11 @@ interface Flight {
   readonly key: string;
   /** Askers that have a loader, in arrival order; the first gets the lease. */
   readonly loaders: string[];
-  /** Every client that asked (with or without a loader): each gets the outcome. */
-  readonly askers: Set<string>;
+  /**
+   * Every client that asked (with or without a loader), with the seq of its last ask:
+   * each gets the outcome, under that seq.
+   */
+  readonly askers: Map<string, number | undefined>;
   lessee?: string;
   leaseTimer?: NodeJS.Timeout;
   /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
@@ -53,7 +56,7 @@ interface Flight {
    * Askers that came after the flight was superseded: its read may hold the value from
    * before the change, which they must not get. A new flight serves them once it ends.
    */
-  late?: { askers: Set<string>; loaders: string[] };
+  late?: { askers: Map<string, number | undefined>; loaders: string[] };
   /** Coherence.token() when the flight started. */
   readonly token: number;
 }
@@ -127,9 +130,9 @@ export class Flights {
       this.#control.add('joined');
       // A superseded read may hold the value from before the change (a refresh-ahead of a
       // hot key is often in flight when it is written): late askers wait for a new read.
-      if (f.superseded && f.late === undefined) f.late = { askers: new Set(), loaders: [] };
+      if (f.superseded && f.late === undefined) f.late = { askers: new Map(), loaders: [] };
       const joined = f.superseded && f.late !== undefined ? f.late : f;
-      joined.askers.add(from);
+      joined.askers.set(from, ask.seq);
       if (ask.load && !joined.loaders.includes(from)) joined.loaders.push(from);
       return;
     }
@@ -147,7 +150,7 @@ export class Flights {
           : (entry.flags & FLAG_GONE) !== 0
             ? 'gone'
             : 'absent';
-      const reply: Reply = { t: 'done', key, to: from, status };
+      const reply: Reply = { t: 'done', key, to: from, status, seq: ask.seq };
       if (status === 'ok') {
         reply.value = exactBytes(entry.value);
         reply.flags = entry.flags;
@@ -165,10 +168,11 @@ export class Flights {
         status: 'error',
         code: 'HS_ERR_QUEUE_FULL',
         message: `${this.#config.maxInFlight} keys are already being fetched (maxInFlight)`,
+        seq: ask.seq,
       });
       return;
     }
-    this.#start(key, new Set([from]), ask.load ? [from] : []);
+    this.#start(key, new Map([[from, ask.seq]]), ask.load ? [from] : []);
   }
 
   /**
@@ -180,11 +184,11 @@ export class Flights {
     if (this.#closed || this.#flights.has(key) || this.#flights.size >= this.#config.maxInFlight)
       return false;
     this.#control.add('refreshesAhead');
-    this.#start(key, new Set(), []);
+    this.#start(key, new Map(), []);
     return true;
   }
 
-  #start(key: string, askers: Set<string>, loaders: string[]): void {
+  #start(key: string, askers: Map<string, number | undefined>, loaders: string[]): void {
     const f: Flight = {
       key,
       askers,
@@ -260,7 +264,7 @@ export class Flights {
       code: f.why?.code,
       message: f.why?.message,
     };
-    for (const asker of f.askers) this.#clients.send(asker, lease);
+    for (const [asker, seq] of f.askers) this.#clients.send(asker, { ...lease, seq });
   }
 
   /** Nobody will load the key: answer with what Redis said (absent, or its error). */
@@ -412,7 +416,7 @@ export class Flights {
     if (this.#flights.size >= this.#config.maxInFlight) return;
     const flight: Flight = {
       key,
-      askers: new Set(),
+      askers: new Map(),
       loaders: [],
       superseded: false,
       token: this.#tracking?.token() ?? 0,
@@ -458,7 +462,7 @@ export class Flights {
     clearTimeout(f.leaseTimer);
     this.#flights.delete(f.key);
     const reply: Reply = { t: 'done', key: f.key, ...outcome };
-    for (const asker of f.askers) this.#clients.send(asker, reply);
+    for (const [asker, seq] of f.askers) this.#clients.send(asker, { ...reply, seq });
     // A new read for those who asked after the change (it stores what it reads, tracked:
     // it does the read-back too).
     if (f.late !== undefined && !this.#closed) this.#start(f.key, f.late.askers, f.late.loaders);

@@ -38,8 +38,11 @@ export const FLAG_ABSENT = 0x10;
 export const FLAG_GONE = 0x20;
 
 export type Ask =
-  /** A caller missed L1 (or found it stale); `load`: it has a loader for a full miss. */
-  | { t: 'fetch'; key: string; from: string; load: boolean }
+  /**
+   * A caller missed L1 (or found it stale); `load`: it has a loader for a full miss.
+   * `seq`: the sender's count of its fetches, returned in the reply that answers this one.
+   */
+  | { t: 'fetch'; key: string; from: string; load: boolean; seq?: number }
   /** The lessee's loader produced a value. */
   | { t: 'store'; key: string; from: string; value: Uint8Array; flags: number; ttlMs: number }
   /** The lessee's loader says the key does not exist at the origin either. */
@@ -95,6 +98,11 @@ export type Reply =
       flags?: number;
       /** The L1 entry now holding `value` (absent or 0: not stored, say superseded). */
       version?: number;
+      /**
+       * The `seq` of the recipient's last fetch this answers: a thread's caller that
+       * asked later (after the key changed) must not take the answer to an earlier ask.
+       */
+      seq?: number;
     }
   | { t: 'ack'; id: number; to: string; code?: string; message?: string }
   /** The answer to a `hot` ask: the merged report, or why not (`code`). */
@@ -144,7 +152,9 @@ export function parseAsk(data: unknown, maxKeyBytes: number): Ask | undefined {
   if (!isKey(m.key, maxKeyBytes) || !isStr(m.from)) return undefined;
   switch (m.t) {
     case 'fetch':
-      return typeof m.load === 'boolean' ? (m as Ask) : undefined;
+      return typeof m.load === 'boolean' && (m.seq === undefined || isInt(m.seq))
+        ? (m as Ask)
+        : undefined;
     case 'store':
     case 'set':
       if (!(m.value instanceof Uint8Array) || !isInt(m.flags) || !isInt(m.ttlMs)) return undefined;

@@ -33,6 +33,15 @@ interface ReportWait {
   readonly timer: NodeJS.Timeout;
 }
 
+/**
+ * Does `reply` answer `p`'s callers? Not if it answers an earlier ask of this thread (a
+ * background refresh, or callers since answered): that flight may have read the key
+ * before a change these callers came after; the answer to their own ask follows.
+ */
+function answers(reply: Done, p: Pending): boolean {
+  return reply.seq === undefined || p.askSeq === undefined || reply.seq >= p.askSeq;
+}
+
 export class Asks {
   readonly #config: TierConfig;
   readonly #control: Control;
@@ -46,6 +55,8 @@ export class Asks {
   /** Fleet hot-set reports asked for (hot-fleet.ts), by id. */
   readonly #reports = new Map<number, ReportWait>();
   #nextReport = 1;
+  /** This thread's fetches so far: each carries its number (Pending.askSeq). */
+  #fetches = 0;
   #closed = false;
 
   constructor(config: TierConfig, control: Control, l1: L1Table) {
@@ -90,7 +101,7 @@ export class Asks {
       loader,
       ttlMs,
       timeoutMs,
-      (load) => this.#link.post({ t: 'fetch', key, load }),
+      (p, load) => this.#fetch(p, load),
       versioned,
     );
   }
@@ -104,7 +115,13 @@ export class Asks {
     // Until the refresher answers (or an L2 deadline and then some pass), one ask is enough.
     this.#refreshing.set(key, now + this.#config.l2TimeoutMs * 4);
     this.#control.add('refreshes');
-    this.#link.post({ t: 'fetch', key, load: false });
+    this.#link.post({ t: 'fetch', key, load: false, seq: ++this.#fetches });
+  }
+
+  /** Ask the refresher for `p`'s key; its callers now wait for the answer to this ask. */
+  #fetch(p: Pending, load: boolean): void {
+    p.askSeq = ++this.#fetches;
+    this.#link.post({ t: 'fetch', key: p.key, load, seq: p.askSeq });
   }
 
   /** Send a write and resolve once the refresher acknowledged it (Redis, then L1). */
@@ -188,7 +205,7 @@ export class Asks {
   #onLease(reply: Done): void {
     const { key } = reply;
     const p = this.#waiters.get(key);
-    if (p !== undefined) {
+    if (p !== undefined && answers(reply, p)) {
       const why = reply.code === undefined ? undefined : replyError(reply.code, reply.message);
       this.#waiters.settleAll(p, (w) =>
         w.loader !== undefined
@@ -210,7 +227,7 @@ export class Asks {
       this.#refreshing.set(key, performance.now() + this.#config.breakerCooldownMs);
     else this.#refreshing.delete(key);
     const p = this.#waiters.get(key);
-    if (p === undefined) return;
+    if (p === undefined || !answers(reply, p)) return;
     switch (reply.status) {
       case 'ok':
         this.#delivered(p, reply.value, reply.flags ?? 0, reply.version ?? 0);
@@ -224,7 +241,7 @@ export class Asks {
         );
         if (p.waiters.length > 0) {
           p.askedLoad = true;
-          this.#link.post({ t: 'fetch', key, load: true });
+          this.#fetch(p, true);
         }
         return;
       case 'gone':
@@ -248,7 +265,7 @@ export class Asks {
       if (entry === undefined || (entry.flags & FLAG_ABSENT) !== 0) {
         // Evicted between the refresher's write and this read (rare): ask again; the
         // waiters' own timers still bound the wait.
-        this.#link.post({ t: 'fetch', key: p.key, load: p.askedLoad });
+        this.#fetch(p, p.askedLoad);
         return;
       }
       bytes = entry.value;
@@ -273,7 +290,7 @@ export class Asks {
   /** A new refresher knows nothing of the old one's flights: ask again, fail unacknowledged writes. */
   #onRefresherStart(): void {
     for (const p of this.#waiters.pending()) {
-      if (!p.loading) this.#link.post({ t: 'fetch', key: p.key, load: p.askedLoad });
+      if (!p.loading) this.#fetch(p, p.askedLoad);
     }
     // A report is a read: ask the new refresher again.
     for (const [id, wait] of this.#reports) this.#link.post({ t: 'hot', id, limit: wait.limit });

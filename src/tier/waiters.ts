@@ -37,6 +37,11 @@ export interface Pending {
   /** This thread holds the lease and its loader is running. */
   loading: boolean;
   loaderError?: unknown;
+  /**
+   * The seq of this thread's last fetch for these callers: a reply under an older one
+   * answers an ask made before they came (maybe before the key changed), not theirs.
+   */
+  askSeq?: number;
 }
 
 /** How a waiter is settled: with a value (and its L1 version, if known), or with an error. */
@@ -80,16 +85,16 @@ export class Waiters {
   }
 
   /**
-   * Wait for `key`'s value for at most `timeoutMs`. `fetch(load)` is called when this
-   * thread must ask the refresher: for the first caller of the key, and again with
-   * `load` for the first caller with a loader when the ask went out without one.
+   * Wait for `key`'s value for at most `timeoutMs`. `fetch(p, load)` is called when this
+   * thread must ask the refresher for `p`: for the first caller of the key, and again
+   * with `load` for the first caller with a loader when the ask went out without one.
    */
   wait(
     key: string,
     loader: Loader | undefined,
     ttlMs: number,
     timeoutMs: number,
-    fetch: (load: boolean) => void,
+    fetch: (p: Pending, load: boolean) => void,
     versioned = false,
   ): Promise<unknown> {
     if (this.#waiting >= this.#maxWaiting) return Promise.reject(this.#queueFull());
@@ -98,12 +103,12 @@ export class Waiters {
       p = { key, waiters: [], askedLoad: loader !== undefined, loading: false };
       this.#pending.set(key, p);
       this.#control.add('waits');
-      fetch(p.askedLoad);
+      fetch(p, p.askedLoad);
     } else {
       this.#control.add('localJoins');
       if (loader !== undefined && !p.askedLoad) {
         p.askedLoad = true;
-        fetch(true);
+        fetch(p, true);
       }
     }
     const pending = p;

@@ -287,4 +287,38 @@ describe('an invalidation that overtakes the read it invalidates', () => {
     // Stored as fresh, 'old' would be served for a minute.
     expect(await tier.get(key)).toBe('new');
   });
+
+  it("a caller that asks after the change is not handed the answer to its own thread's earlier refresh", async () => {
+    const proxied = await proxyCluster(cluster);
+    const tier = await tierFor({
+      redis: proxied.seeds,
+      l2Timeout: '10s',
+      requestTimeout: '20s',
+      softTtl: '300ms',
+    });
+    await tracked(tier, MASTERS);
+    const key = 'c:race:same-thread';
+    const owner = await ownerOf(cluster, key);
+    await owner.set(key, 'old');
+    expect(await tier.get(key)).toBe('old');
+    await sleep(400);
+    // Stale: served, and this thread asks for one background refresh, whose read is held.
+    const refreshes = tier.stats().tier.refreshes;
+    proxied.holdReplies();
+    expect(await tier.get(key)).toBe('old');
+    expect(tier.stats().tier.refreshes).toBe(refreshes + 1);
+    await sleep(100);
+    const seen = tier.stats().tier.invalidations;
+    await owner.set(key, 'new');
+    await announced(tier, seen);
+    // The change dropped the entry: a miss, asked by the same thread while the refresh's
+    // read (from before the change) is still held. Its reply goes to this thread too.
+    const joined = tier.stats().tier.joined;
+    const late = tier.get(key);
+    await vi.waitFor(() => expect(tier.stats().tier.joined).toBeGreaterThan(joined), {
+      timeout: 10_000,
+    });
+    proxied.releaseReplies();
+    expect(await late).toBe('new');
+  });
 });

@@ -22,7 +22,8 @@ function actionable(a: Record<string, unknown>): boolean {
   if (!key || !str(a.from)) return false;
   switch (a.t) {
     case 'fetch':
-      return typeof a.load === 'boolean';
+      // seq: optional (a reply carries it back); when given, a count.
+      return typeof a.load === 'boolean' && (a.seq === undefined || int(a.seq));
     case 'store':
       return a.value instanceof Uint8Array && int(a.flags) && int(a.ttlMs);
     case 'set':
@@ -42,6 +43,7 @@ function actionable(a: Record<string, unknown>): boolean {
 const value = new Uint8Array([1]);
 const VALID = [
   { t: 'fetch', key: 'k', from: 'c', load: false },
+  { t: 'fetch', key: 'k', from: 'c', load: true, seq: 7 },
   { t: 'store', key: 'k', from: 'c', value, flags: 1, ttlMs: 0 },
   { t: 'gone', key: 'k', from: 'c' },
   { t: 'loadFailed', key: 'k', from: 'c', code: 'HS_ERR_LOADER_FAILED', message: 'm' },
@@ -95,6 +97,7 @@ describe('parseAsk', () => {
           'key',
           'from',
           'load',
+          'seq',
           'value',
           'flags',
           'ttlMs',
