@@ -176,23 +176,25 @@ export class Refresher {
     return new Coherence(
       this.#l2.client,
       {
+        // Each is counted once L1 shows it: whoever sees the count (another thread, a
+        // test waiting for an announcement) then reads an L1 that has it applied.
         invalidated: (keys) => {
-          control.add('invalidations', keys.length);
           for (const key of keys) {
             this.#flights.invalidated(key);
             if (this.#dropInvalidated(key)) control.add('invalidatedEntries');
           }
+          control.add('invalidations', keys.length);
         },
         flushed: () => {
-          control.add('invalidationFlushes');
           this.#flights.invalidatedAll();
           this.#writer.clear();
+          control.add('invalidationFlushes');
         },
         // Served stale while one refresh per key replaces them: a clear would turn every
         // hot key into a miss at once, mid-failover.
         lost: () => {
-          control.add('trackingLost');
           this.#writer.markAllStale();
+          control.add('trackingLost');
         },
         changed: ({ tracked, masters }) => control.setCoherence(tracked, masters),
         refused: () => control.add('trackingRefused'),

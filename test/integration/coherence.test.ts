@@ -168,6 +168,27 @@ describe('writes by any Redis client', () => {
     expect(tier.stats().tier.invalidationFlushes).toBeGreaterThanOrEqual(1);
   });
 
+  it('an announcement is counted only once L1 has it applied: a reader that sees the count never finds the old entry', async () => {
+    const tier = await tierFor();
+    await tracked(tier, MASTERS);
+    const key = 'c:counted';
+    const owner = await ownerOf(cluster, key);
+    let early = 0;
+    for (let i = 0; i < 1000; i++) {
+      await owner.set(key, `v${i}`);
+      expect(await tier.get(key)).toBe(`v${i}`);
+      const seen = tier.stats().tier.invalidations;
+      const write = owner.set(key, `v${i + 1}`);
+      // Spin (no await: the refresher is another thread) until the count moves, then look.
+      const deadline = performance.now() + 2000;
+      while (tier.stats().tier.invalidations === seen && performance.now() < deadline);
+      expect(tier.stats().tier.invalidations).toBeGreaterThan(seen);
+      if (tier.peek(key) !== undefined) early++;
+      await write;
+    }
+    expect(early).toBe(0);
+  });
+
   it('a hot key read in a loop follows 20 external writes, one Redis GET per write', async () => {
     const tier = await tierFor();
     await tracked(tier, MASTERS);
