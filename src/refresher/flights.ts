@@ -33,6 +33,9 @@ import { type Ask, CODEC_ID, FLAG_ABSENT, FLAG_GONE, type Reply } from './protoc
 import type { ReadBatcher } from './read-batcher.ts';
 import { exactBytes } from './turn-batch.ts';
 
+/** The clients that asked for a flight's key, each with the seq of its last ask. */
+type Askers = Map<string, number | undefined>;
+
 interface Flight {
   readonly key: string;
   /** Askers that have a loader, in arrival order; the first gets the lease. */
@@ -41,7 +44,7 @@ interface Flight {
    * Every client that asked (with or without a loader), with the seq of its last ask:
    * each gets the outcome, under that seq.
    */
-  readonly askers: Map<string, number | undefined>;
+  readonly askers: Askers;
   lessee?: string;
   leaseTimer?: NodeJS.Timeout;
   /** Why the key is being loaded: Redis failed with this (undefined: Redis has no value). */
@@ -56,7 +59,7 @@ interface Flight {
    * Askers that came after the flight was superseded: its read may hold the value from
    * before the change, which they must not get. A new flight serves them once it ends.
    */
-  late?: { askers: Map<string, number | undefined>; loaders: string[] };
+  late?: { askers: Askers; loaders: string[] };
   /** Coherence.token() when the flight started. */
   readonly token: number;
 }
@@ -188,7 +191,7 @@ export class Flights {
     return true;
   }
 
-  #start(key: string, askers: Map<string, number | undefined>, loaders: string[]): void {
+  #start(key: string, askers: Askers, loaders: string[]): void {
     const f: Flight = {
       key,
       askers,

@@ -39,7 +39,7 @@ interface ReportWait {
  * before a change these callers came after; the answer to their own ask follows.
  */
 function answers(reply: Done, p: Pending): boolean {
-  return reply.seq === undefined || p.askSeq === undefined || reply.seq >= p.askSeq;
+  return reply.seq === undefined || reply.seq >= p.askSeq;
 }
 
 export class Asks {

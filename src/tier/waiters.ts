@@ -38,10 +38,11 @@ export interface Pending {
   loading: boolean;
   loaderError?: unknown;
   /**
-   * The seq of this thread's last fetch for these callers: a reply under an older one
-   * answers an ask made before they came (maybe before the key changed), not theirs.
+   * The seq of this thread's last fetch for these callers (set as it is sent): a reply
+   * under an older one answers an ask made before they came (maybe before the key
+   * changed), not theirs.
    */
-  askSeq?: number;
+  askSeq: number;
 }
 
 /** How a waiter is settled: with a value (and its L1 version, if known), or with an error. */
@@ -100,7 +101,7 @@ export class Waiters {
     if (this.#waiting >= this.#maxWaiting) return Promise.reject(this.#queueFull());
     let p = this.#pending.get(key);
     if (p === undefined) {
-      p = { key, waiters: [], askedLoad: loader !== undefined, loading: false };
+      p = { key, waiters: [], askedLoad: loader !== undefined, loading: false, askSeq: 0 };
       this.#pending.set(key, p);
       this.#control.add('waits');
       fetch(p, p.askedLoad);
